@@ -1,0 +1,115 @@
+"""Judge backends and the model-spec string that picks one.
+
+Model specs (the same everywhere gavel takes a model):
+
+==============================  ==========================================================================
+spec                            backend
+==============================  ==========================================================================
+*(none)*, ``default``,          the embedded SmolLM2-135M-Instruct GGUF through llama.cpp
+``smollm2``
+``hf:smollm2``                  the embedded model through transformers (converted once to safetensors)
+``path/to/model.gguf``          llama.cpp on that GGUF file (``llamacpp:PATH`` says so explicitly)
+``path/to/folder``              transformers on a local model folder (``hf:PATH`` says so explicitly)
+``hf:ORG/NAME``, ``ORG/NAME``   transformers on a hub id (where the hub is reachable)
+``ollama:NAME``                 Ollama's OpenAI-compatible API (``$OLLAMA_HOST``, default localhost:11434)
+``openai:MODEL``                an OpenAI-compatible server at ``$OPENAI_BASE_URL`` (key: ``$OPENAI_API_KEY``)
+``openai:MODEL@URL``            an OpenAI-compatible server at URL, e.g. ``openai:selene@http://127.0.0.1:8080/v1``
+``http(s)://HOST/v1#MODEL``     the same, URL first
+``vllm:ORG/NAME_OR_PATH``       vLLM's offline engine (``pip install 'gavel[vllm]'``, GPU)
+==============================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gavel.backends.base import Backend, BackendInfo, InputTooLong, Reply, Request
+
+DEFAULT_SPEC = "smollm2"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed model spec: which backend, which model, and backend options."""
+
+    kind: str  # llama.cpp | transformers | openai | ollama | vllm
+    model: str
+    base_url: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+
+
+def parse_spec(spec: str | None) -> ModelSpec:
+    """Turn a model-spec string into a ModelSpec (see the module docstring for the forms)."""
+    text = (spec or DEFAULT_SPEC).strip()
+    if text in ("default", "smollm2", "embedded"):
+        from gavel.backends.embedded import embedded_gguf
+
+        return ModelSpec("llama.cpp", str(embedded_gguf()))
+    if text in ("hf:smollm2", "transformers:smollm2"):
+        return ModelSpec("transformers", "smollm2")
+    prefix, sep, rest = text.partition(":")
+    if sep and prefix in ("llamacpp", "llama.cpp", "gguf"):
+        return ModelSpec("llama.cpp", rest)
+    if sep and prefix in ("hf", "transformers"):
+        return ModelSpec("transformers", rest)
+    if sep and prefix == "vllm":
+        return ModelSpec("vllm", rest)
+    if sep and prefix == "ollama":
+        return ModelSpec("ollama", rest, base_url=os.environ.get("OLLAMA_HOST", "http://localhost:11434"))
+    if sep and prefix == "openai":
+        model, at, url = rest.partition("@")
+        base = url if at else os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
+        return ModelSpec("openai", model, base_url=base)
+    if text.startswith(("http://", "https://")):
+        url, hash_, model = text.partition("#")
+        if not hash_ or not model:
+            raise ValueError(f"model spec {text!r}: name the model after '#', e.g. http://127.0.0.1:8080/v1#selene")
+        return ModelSpec("openai", model, base_url=url)
+    path = Path(text)
+    if path.suffix == ".gguf":
+        return ModelSpec("llama.cpp", text)
+    if path.is_dir():
+        return ModelSpec("transformers", text)
+    if text.count("/") == 1 and not path.exists():
+        return ModelSpec("transformers", text)
+    raise ValueError(
+        f"model spec {text!r}: not a .gguf file, a model folder, a hub id (org/name), or one of "
+        "ollama:NAME, openai:MODEL[@URL], URL#MODEL, vllm:MODEL, hf:MODEL"
+    )
+
+
+def load_backend(spec: str | None = None, **options) -> Backend:
+    """Build the backend a model spec names. Extra keyword options go to the backend's constructor."""
+    parsed = parse_spec(spec)
+    if parsed.kind == "llama.cpp":
+        from gavel.backends.llamacpp import LlamaCppBackend
+
+        name = "smollm2-135m-instruct (embedded, llama.cpp)" if spec in (None, "default", "smollm2") else None
+        return LlamaCppBackend(parsed.model, name=name, **options)
+    if parsed.kind == "transformers":
+        from gavel.backends.transformers_backend import TransformersBackend
+
+        if parsed.model == "smollm2":
+            from gavel.backends.embedded import embedded_hf_dir
+
+            return TransformersBackend(embedded_hf_dir(), name="smollm2-135m-instruct (embedded, transformers)",
+                                       **options)
+        return TransformersBackend(parsed.model, **options)
+    if parsed.kind == "openai":
+        from gavel.backends.openai_compat import OpenAIBackend
+
+        return OpenAIBackend(parsed.model, base_url=parsed.base_url, **options)
+    if parsed.kind == "ollama":
+        from gavel.backends.openai_compat import ollama_backend
+
+        return ollama_backend(parsed.model, host=parsed.base_url, **options)
+    if parsed.kind == "vllm":
+        from gavel.backends.vllm_backend import VLLMBackend
+
+        return VLLMBackend(parsed.model, **options)
+    raise ValueError(f"unknown backend kind {parsed.kind!r}")
+
+
+__all__ = ["Backend", "BackendInfo", "InputTooLong", "ModelSpec", "Reply", "Request", "load_backend", "parse_spec"]

@@ -1,0 +1,107 @@
+"""The small interface every judge backend implements.
+
+A backend receives fully rendered chat requests and returns, for each, the text it generated and,
+where it can see logits or logprobs, the probability of each allowed verdict at the position right
+after ``**Result:**``. Prompt rendering, parsing and combining both orders live in the judge engine.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+RESULT_TAG = "**Result:**"
+REASONING_TAG = "**Reasoning:**"
+#: Where generation of a critique stops, so the verdict can be scored as a distribution.
+RESULT_STOPS = ("**Result:**", "**Result**:")
+
+
+class InputTooLong(ValueError):
+    """The rendered prompt does not fit the model's context window."""
+
+    def __init__(self, prompt_tokens: int, limit: int) -> None:
+        super().__init__(f"input is {prompt_tokens} tokens; the model's context allows {limit} "
+                         "(including room for the output)")
+        self.prompt_tokens = prompt_tokens
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class Request:
+    """One judging call: the chat messages, the verdicts allowed, and how much to generate."""
+
+    messages: list[dict[str, str]]
+    labels: tuple[str, ...]
+    critique: bool
+    max_new_tokens: int = 512
+    temperature: float = 0.0  # 0 = greedy; retries after a parse failure sample
+
+
+@dataclass
+class Reply:
+    """What a backend returns for one request.
+
+    ``text`` is what the model generated. ``label_probs`` is the distribution over the allowed labels at
+    the verdict position, normalised over those labels, or None when the backend exposes no logits.
+    ``forced`` says the backend appended ``**Result:**`` itself because the model did not write it.
+    """
+
+    text: str = ""
+    label_probs: dict[str, float] | None = None
+    forced: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    error: str | None = None
+    input_error: bool = False
+    attempts: int = 1
+
+
+@dataclass
+class BackendInfo:
+    name: str
+    kind: str
+    context_length: int | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Backend(ABC):
+    """Base class: subclasses implement `run` and set `info`."""
+
+    info: BackendInfo
+    #: How many requests the runner should hand over at once.
+    batch_size: int = 1
+
+    @abstractmethod
+    def run(self, requests: Sequence[Request]) -> list[Reply]:
+        """Judge a batch of requests; an item that fails yields a Reply with `error` set, never an exception."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release model memory or connections."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def normalise(logprobs: dict[str, float]) -> dict[str, float]:
+    """Turn per-label log-probabilities (possibly unnormalised) into probabilities summing to 1."""
+    finite = {k: v for k, v in logprobs.items() if v is not None and v > -math.inf}
+    if not finite:
+        return {k: 1.0 / len(logprobs) for k in logprobs}
+    top = max(finite.values())
+    weights = {k: math.exp(logprobs[k] - top) if k in finite else 0.0 for k in logprobs}
+    total = sum(weights.values())
+    return {k: w / total for k, w in weights.items()}
+
+
+def label_variants(label: str) -> tuple[str, ...]:
+    """Surface forms of a verdict as the first token after ``**Result:**``."""
+    forms = [f" {label}", label]
+    if len(label) > 1:  # "yes"/"no" in lower case, but never " a" (the article) for "A"
+        forms += [f" {label.lower()}", label.lower()]
+    return tuple(forms)

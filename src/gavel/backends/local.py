@@ -1,0 +1,60 @@
+"""Shared logic of backends that see the model's logits (llama.cpp, transformers).
+
+Critique mode: open the assistant turn with ``**Reasoning:**`` and generate until the model writes ``**Result:**`` (or stops, or hits the token limit), then
+append ``**Result:**`` if it is missing and read the next-token distribution over the allowed verdicts.
+Verdict mode: one forward pass over the prompt followed by ``**Result:**``; nothing is sampled.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from gavel.backends.base import REASONING_TAG, RESULT_STOPS, RESULT_TAG, label_variants, normalise
+
+
+def cut_at_result(text: str) -> tuple[str, bool]:
+    """Split generated text at the first result tag: (critique part, whether the tag was written)."""
+    positions = [(text.find(stop), stop) for stop in RESULT_STOPS if stop in text]
+    if not positions:
+        return text, False
+    index, _ = min(positions)
+    return text[:index], True
+
+
+def continuation(critique_text: str, critique_mode: bool) -> str:
+    """Assistant text after which the verdict token is read."""
+    if not critique_mode:
+        return RESULT_TAG
+    body = critique_text.rstrip()
+    return f"{REASONING_TAG}{body}\n\n{RESULT_TAG}" if body else f"{REASONING_TAG}\n\n{RESULT_TAG}"
+
+
+def label_token_ids(labels: Sequence[str], encode) -> dict[str, list[int]]:
+    """For each label, the ids of single tokens that spell it (with or without a leading space)."""
+    ids: dict[str, list[int]] = {}
+    for label in labels:
+        found = []
+        for form in label_variants(label):
+            tokens = encode(form)
+            if len(tokens) == 1 and tokens[0] not in found:
+                found.append(tokens[0])
+        if not found:
+            raise ValueError(f"verdict {label!r} is not a single token for this tokenizer")
+        ids[label] = found
+    return ids
+
+
+def label_probs_from_logits(logits: np.ndarray, ids: dict[str, list[int]]) -> dict[str, float]:
+    """Distribution over labels from full-vocabulary logits, normalised over the labels."""
+    logits = logits.astype(np.float64)
+    top = float(logits.max())
+    log_z = top + math.log(float(np.exp(logits - top).sum()))
+    per_label = {}
+    for label, token_ids in ids.items():
+        values = logits[token_ids] - log_z
+        m = float(values.max())
+        per_label[label] = m + math.log(float(np.exp(values - m).sum()))
+    return normalise(per_label)

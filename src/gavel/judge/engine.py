@@ -1,0 +1,244 @@
+"""The judge: renders records into prompts, asks a backend, reads verdicts, combines both orders."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from gavel.backends.base import Backend, Reply, Request
+from gavel.judge.parsing import extract_critique, parse_output
+from gavel.judge.records import JudgeRecord, Rubric, Task
+from gavel.judge.result import JudgeResult, Mode, Status, expected_score
+from gavel.judge.templates import TemplateError, TemplateSet, load_templates
+
+log = logging.getLogger(__name__)
+
+_SWAP = {"A": "B", "B": "A"}
+
+
+@dataclass
+class _Prepared:
+    record: JudgeRecord
+    requests: list[Request]  # one, or two for both orders
+    template: str
+    error: str | None = None
+
+
+class Judge:
+    """A judge model with a prompt template and a mode.
+
+    >>> judge = Judge()                      # the embedded SmolLM2-135M via llama.cpp
+    >>> judge.compare("2+2?", "4", "5").result
+    """
+
+    def __init__(
+        self,
+        model: str | Backend | None = None,
+        *,
+        mode: Mode | str = Mode.critique,
+        template: str | TemplateSet | None = None,
+        both_orders: bool = False,
+        max_new_tokens: int = 512,
+        retries: int = 0,
+    ) -> None:
+        from gavel.backends import load_backend
+
+        self.backend = model if isinstance(model, Backend) else load_backend(model)
+        self.mode = Mode(mode)
+        self.templates = template if isinstance(template, TemplateSet) else load_templates(template)
+        self.both_orders = both_orders
+        self.max_new_tokens = max_new_tokens
+        self.retries = retries
+        self._warned_reference = False
+
+    @property
+    def model_name(self) -> str:
+        return self.backend.info.name
+
+    # -- single items -------------------------------------------------------------------------------
+    def score(self, instruction: str, response: str, rubric: str | dict | Rubric | None = None,
+              reference: str | None = None) -> JudgeResult:
+        """Absolute 1-5 score."""
+        return self._one(task="absolute", instruction=instruction, response=response, rubric=rubric,
+                         reference=reference)
+
+    def classify(self, instruction: str, response: str, rubric: str | dict | Rubric | None = None,
+                 reference: str | None = None) -> JudgeResult:
+        """Yes/No against a criterion."""
+        return self._one(task="classification", instruction=instruction, response=response, rubric=rubric,
+                         reference=reference)
+
+    def compare(self, instruction: str, response_a: str, response_b: str, rubric: str | dict | Rubric | None = None,
+                reference: str | None = None) -> JudgeResult:
+        """Pairwise preference: A or B."""
+        return self._one(task="pairwise", instruction=instruction, response_a=response_a, response_b=response_b,
+                         rubric=rubric, reference=reference)
+
+    def _one(self, **fields) -> JudgeResult:
+        if isinstance(fields.get("rubric"), Rubric):
+            fields["rubric"] = fields["rubric"].model_dump(exclude_none=True)
+        record = JudgeRecord.model_validate({"id": "0", **{k: v for k, v in fields.items() if v is not None}})
+        return self.judge([record])[0]
+
+    # -- batches ------------------------------------------------------------------------------------
+    def judge(self, records: Sequence[JudgeRecord]) -> list[JudgeResult]:
+        """Judge many records; results come back in input order."""
+        return list(self.judge_iter(records))
+
+    def judge_iter(self, records: Iterable[JudgeRecord], batch_size: int | None = None) -> Iterator[JudgeResult]:
+        """Judge records lazily, a backend batch at a time."""
+        size = batch_size or max(1, self.backend.batch_size // (2 if self.both_orders else 1))
+        batch: list[JudgeRecord] = []
+        for record in records:
+            batch.append(record)
+            if len(batch) >= size:
+                yield from self._judge_batch(batch)
+                batch = []
+        if batch:
+            yield from self._judge_batch(batch)
+
+    def _judge_batch(self, records: list[JudgeRecord]) -> list[JudgeResult]:
+        prepared = [self._prepare(r) for r in records]
+        requests = [req for p in prepared if p.error is None for req in p.requests]
+        replies = iter(self._run_with_retries(requests))
+        results = []
+        for item in prepared:
+            if item.error is not None:
+                results.append(self._failed(item, item.error))
+                continue
+            item_replies = [next(replies) for _ in item.requests]
+            results.append(self._combine(item, item_replies))
+        return results
+
+    def _prepare(self, record: JudgeRecord) -> _Prepared:
+        orders = [record, record.swapped()] if self.both_orders and record.task is Task.pairwise else [record]
+        try:
+            rendered = [self.templates.render(r, self.mode) for r in orders]
+        except TemplateError as exc:
+            return _Prepared(record=record, requests=[], template=self.templates.name, error=str(exc))
+        template = rendered[0][1]
+        if record.reference is not None and not template.uses_reference and not self._warned_reference:
+            log.warning("template %s has no {reference_response}: reference answers are not shown", template.name)
+            self._warned_reference = True
+        requests = [
+            Request(messages=[{"role": "user", "content": text}], labels=record.labels,
+                    critique=self.mode is Mode.critique, max_new_tokens=self.max_new_tokens)
+            for text, _ in rendered
+        ]
+        return _Prepared(record=record, requests=requests, template=template.name)
+
+    def _run_with_retries(self, requests: list[Request]) -> list[Reply]:
+        if not requests:
+            return []
+        replies = self.backend.run(requests)
+        for attempt in range(1, self.retries + 1):
+            todo = [i for i, (req, rep) in enumerate(zip(requests, replies, strict=True))
+                    if not rep.input_error and _verdict(req, rep)[0] is None]
+            if not todo:
+                break
+            again = self.backend.run([_with_temperature(requests[i], 0.7) for i in todo])
+            for i, reply in zip(todo, again, strict=True):
+                reply.attempts = attempt + 1
+                replies[i] = reply
+        return replies
+
+    # -- reading replies ----------------------------------------------------------------------------
+    def _base(self, item: _Prepared) -> dict:
+        return {"id": item.record.id, "task": item.record.task, "model": self.model_name,
+                "template": item.template, "mode": self.mode}
+
+    def _failed(self, item: _Prepared, message: str) -> JudgeResult:
+        return JudgeResult(**self._base(item), status=Status.error, error=message)
+
+    def _single(self, item: _Prepared, request: Request, reply: Reply) -> JudgeResult:
+        usage = {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
+                 "latency_s": reply.latency_s, "raw_output": reply.text,
+                 "attempts": reply.attempts}
+        if reply.error is not None:
+            return JudgeResult(**self._base(item), **usage, status=Status.error, error=reply.error)
+        result, status = _verdict(request, reply)
+        parsed = parse_output(item.record.task, reply.text)
+        critique = parsed.critique if self.mode is Mode.critique else None
+        if self.mode is Mode.critique and critique is None and reply.text.strip():
+            critique = extract_critique(reply.text)
+        probs = reply.label_probs
+        return JudgeResult(
+            **self._base(item), **usage, result=result, status=status, critique=critique, probabilities=probs,
+            expected_score=expected_score(probs) if probs and item.record.task is Task.absolute else None,
+        )
+
+    def _combine(self, item: _Prepared, replies: list[Reply]) -> JudgeResult:
+        first = self._single(item, item.requests[0], replies[0])
+        if len(replies) == 1:
+            return first
+        second = self._single(item, item.requests[1], replies[1])
+        second_result = _SWAP.get(second.result or "", None)
+        if first.status is Status.error or second.status is Status.error:
+            return first if first.status is Status.error else second
+        probs = None
+        if first.probabilities and second.probabilities:
+            probs = {
+                "A": (first.probabilities["A"] + second.probabilities["B"]) / 2,
+                "B": (first.probabilities["B"] + second.probabilities["A"]) / 2,
+            }
+        if probs is not None:
+            result = "A" if probs["A"] >= probs["B"] else "B"
+        elif first.result is not None and second_result is not None:
+            result = first.result if first.result == second_result else "tie"
+        else:
+            result = first.result or second_result
+        statuses = {first.status, second.status}
+        status = first.status if len(statuses) == 1 else max(statuses, key=_STATUS_RANK.index)
+        if result is None:
+            status = Status.parse_failed
+        return first.model_copy(update={
+            "result": result,
+            "probabilities": probs,
+            "status": status,
+            "critique": "\n\n".join(c for c in (first.critique, second.critique) if c) or None,
+            "raw_output": first.raw_output + "\n\n=== swapped order ===\n\n" + second.raw_output,
+            "prompt_tokens": first.prompt_tokens + second.prompt_tokens,
+            "completion_tokens": first.completion_tokens + second.completion_tokens,
+            "latency_s": first.latency_s + second.latency_s,
+            "orders_agree": first.result is not None and first.result == second_result,
+            "result_by_order": [first.result, second_result],
+        })
+
+
+#: From best to worst: a combined result takes the weaker status of its two orders.
+_STATUS_RANK = [Status.ok, Status.logits, Status.tolerant, Status.forced, Status.parse_failed, Status.error]
+
+
+def _verdict(request: Request, reply: Reply) -> tuple[str | None, Status]:
+    """The verdict and how it was obtained.
+
+    Order: a strict `**Result:** X` in the text; the label distribution where the model itself reached
+    `**Result:**` (local backends stop there and score the next token); a tolerant reading of the text;
+    the distribution after gavel appended `**Result:**` because the model never wrote it.
+    """
+    if reply.error is not None:
+        return None, Status.error
+    parsed = parse_output(_task_of(request.labels), reply.text)
+    if parsed.result is not None and parsed.strict:
+        return parsed.result, Status.ok
+    best = max(reply.label_probs, key=reply.label_probs.__getitem__) if reply.label_probs else None
+    if best is not None and not reply.forced:
+        return best, Status.ok if request.critique else Status.logits
+    if parsed.result is not None:
+        return parsed.result, Status.tolerant
+    if best is not None:
+        return best, Status.forced
+    return None, Status.parse_failed
+
+
+def _task_of(labels: tuple[str, ...]) -> Task:
+    from gavel.judge.records import LABELS
+
+    return next(task for task, allowed in LABELS.items() if allowed == labels)
+
+
+def _with_temperature(request: Request, temperature: float) -> Request:
+    from dataclasses import replace
+
+    return replace(request, temperature=temperature)

@@ -1,0 +1,339 @@
+"""The record schema shared by `gavel judge`, `gavel bench` and `gavel curate`.
+
+One record is one item to judge. On disk it is one JSON object per line (or a CSV/Parquet row):
+
+- ``id`` (str, optional): defaults to the 1-based row number.
+- ``task``: ``absolute`` | ``classification`` | ``pairwise``.
+- ``instruction`` (str): the user input being answered.
+- ``response`` (absolute, classification) or ``response_a`` and ``response_b`` (pairwise).
+- ``rubric`` (optional): a string objective, or ``{"objective": ..., "score1".."score5": ...}`` (absolute)
+  or ``{"objective": ..., "yes": ..., "no": ...}`` (classification). A default per task when absent.
+- ``reference`` (optional str): a reference answer.
+- ``label`` (optional gold): 1-5, ``Yes``/``No`` or ``A``/``B``/``tie``.
+
+Any other field passes through to the output unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+
+class Task(str, Enum):
+    absolute = "absolute"
+    classification = "classification"
+    pairwise = "pairwise"
+
+
+#: The verdicts a judge may give, per task, in the order their probabilities are reported.
+LABELS: dict[Task, tuple[str, ...]] = {
+    Task.absolute: ("1", "2", "3", "4", "5"),
+    Task.classification: ("Yes", "No"),
+    Task.pairwise: ("A", "B"),
+}
+
+
+class Rubric(BaseModel):
+    """An evaluation criterion; the per-level descriptions used depend on the task."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    objective: str
+    score1: str | None = None
+    score2: str | None = None
+    score3: str | None = None
+    score4: str | None = None
+    score5: str | None = None
+    yes: str | None = None
+    no: str | None = None
+
+
+DEFAULT_RUBRICS: dict[Task, Rubric] = {
+    Task.absolute: Rubric(
+        objective="How well does the response carry out the instruction: is it helpful, correct, complete "
+        "and clearly written?",
+        score1="The response ignores or misreads the instruction, or is mostly wrong or unusable.",
+        score2="The response attempts the instruction but has major errors or omissions.",
+        score3="The response carries out the main part of the instruction with some errors or gaps.",
+        score4="The response carries out the instruction well, with only minor issues.",
+        score5="The response carries out the instruction fully, correctly and clearly.",
+    ),
+    Task.classification: Rubric(
+        objective="Does the response carry out the instruction correctly and completely?",
+        yes="The response carries out the instruction correctly and completely.",
+        no="The response misses part of the instruction or contains an error.",
+    ),
+    Task.pairwise: Rubric(
+        objective="Which response carries out the instruction better: more helpful, correct and harmless, "
+        "doing exactly what was asked?",
+    ),
+}
+
+_GENERIC_LEVELS = {
+    "score1": "The response does not meet the criterion at all.",
+    "score2": "The response meets the criterion only in small part.",
+    "score3": "The response partly meets the criterion.",
+    "score4": "The response mostly meets the criterion.",
+    "score5": "The response fully meets the criterion.",
+    "yes": "The response meets the criterion.",
+    "no": "The response does not meet the criterion.",
+}
+
+
+class JudgeRecord(BaseModel):
+    """One item to judge, validated."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    task: Task
+    instruction: str
+    response: str | None = None
+    response_a: str | None = None
+    response_b: str | None = None
+    rubric: Rubric | None = None
+    reference: str | None = None
+    label: str | None = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_to_str(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+    @field_validator("rubric", mode="before")
+    @classmethod
+    def _rubric_from_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"objective": value}
+        return value
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _label_to_str(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return "Yes" if value else "No"
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, int):
+            return str(value)
+        return value
+
+    @field_validator("reference", mode="before")
+    @classmethod
+    def _empty_reference_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _check_task_fields(self) -> JudgeRecord:
+        if not self.instruction.strip():
+            raise ValueError("field 'instruction': must not be empty")
+        needed = ("response_a", "response_b") if self.task is Task.pairwise else ("response",)
+        for name in needed:
+            value = getattr(self, name)
+            if value is None:
+                raise ValueError(f"field '{name}': required for task '{self.task.value}'")
+            if not value.strip():
+                raise ValueError(f"field '{name}': must not be empty")
+        if self.label is not None:
+            self.label = normalise_label(self.task, self.label)
+        return self
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return LABELS[self.task]
+
+    def resolved_rubric(self) -> Rubric:
+        """The record's rubric with every description the task needs filled in."""
+        default = DEFAULT_RUBRICS[self.task]
+        if self.rubric is None:
+            return default
+        levels = ("yes", "no") if self.task is Task.classification else tuple(f"score{i}" for i in range(1, 6))
+        filled = {k: getattr(self.rubric, k) or _GENERIC_LEVELS[k] for k in levels}
+        return self.rubric.model_copy(update=filled)
+
+    def extra_fields(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def swapped(self) -> JudgeRecord:
+        """The pairwise record with the two responses exchanged (the gold label follows)."""
+        label = {"A": "B", "B": "A"}.get(self.label or "", self.label)
+        return self.model_copy(update={"response_a": self.response_b, "response_b": self.response_a, "label": label})
+
+
+def normalise_label(task: Task, label: str) -> str:
+    """Map a gold label to the canonical spelling for its task, or raise ValueError."""
+    text = label.strip()
+    if task is Task.absolute:
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"field 'label': {label!r} is not a score from 1 to 5") from None
+        if number.is_integer() and 1 <= number <= 5:
+            return str(int(number))
+        raise ValueError(f"field 'label': {label!r} is not a score from 1 to 5")
+    canonical = {"yes": "Yes", "no": "No", "true": "Yes", "false": "No"} if task is Task.classification else {
+        "a": "A", "b": "B", "tie": "tie"}
+    if text.lower() in canonical:
+        return canonical[text.lower()]
+    raise ValueError(f"field 'label': {label!r} is not one of {sorted(set(canonical.values()))}")
+
+
+class RowError(BaseModel):
+    """A row that could not be judged, with where it came from and why."""
+
+    source: str
+    row: int
+    id: str | None = None
+    field: str | None = None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}, row {self.row}"
+        if self.field:
+            where += f", field '{self.field}'"
+        return f"{where}: {self.message}"
+
+
+class LoadedRow(BaseModel):
+    """A row read from an input file: a valid record or the error that stopped it."""
+
+    row: int
+    record: JudgeRecord | None = None
+    error: RowError | None = None
+
+
+def _first_field(error: ValidationError) -> tuple[str | None, str]:
+    detail = error.errors()[0]
+    loc = [str(p) for p in detail.get("loc", ()) if not isinstance(p, int)]
+    message = detail.get("msg", str(error)).removeprefix("Value error, ")
+    field = ".".join(loc) if loc else None
+    if field is None and message.startswith("field '"):
+        field = message.split("'")[1]
+        message = message.split(": ", 1)[-1]
+    if detail.get("type") == "missing":
+        message = "required field is missing"
+    return field, message
+
+
+def validate_row(raw: Any, source: str, row: int) -> LoadedRow:
+    """Validate one raw row; never raises."""
+    if not isinstance(raw, dict):
+        return LoadedRow(row=row, error=RowError(source=source, row=row, message="row is not a JSON object"))
+    data = {k: v for k, v in raw.items() if not _is_missing(v)}
+    data.setdefault("id", str(row))
+    try:
+        return LoadedRow(row=row, record=JudgeRecord.model_validate(data))
+    except ValidationError as exc:
+        field, message = _first_field(exc)
+        if field == "task" and "task" in data:
+            message = f"unknown task type {data['task']!r} (expected absolute, classification or pairwise)"
+        error = RowError(source=source, row=row, id=str(data.get("id")), field=field, message=message)
+        return LoadedRow(row=row, error=error)
+
+
+def _is_missing(value: Any) -> bool:
+    """CSV and Parquet give NaN/None for empty cells; treat those as absent fields."""
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, _BadJson(str(exc))
+
+
+class _BadJson:
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _read_table(path: Path) -> Iterator[tuple[int, Any]]:
+    import pandas as pd
+
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False) if path.suffix == ".csv" else pd.read_parquet(path)
+    for number, row in enumerate(frame.to_dict(orient="records"), start=1):
+        yield number, _decode_nested(row)
+
+
+def _decode_nested(row: dict[str, Any]) -> dict[str, Any]:
+    """CSV cells hold strings: decode a JSON rubric object and drop empty cells."""
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, str) and value == "":
+            continue
+        if key == "rubric" and isinstance(value, str) and value.lstrip().startswith("{"):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass
+        out[key] = value
+    return out
+
+
+def _read_hf(spec: str) -> Iterator[tuple[int, Any]]:
+    """``hf:NAME[:SPLIT]`` from the hub, or a folder written by ``Dataset.save_to_disk``."""
+    import datasets
+
+    if spec.startswith("hf:"):
+        name, _, split = spec[3:].partition(":")
+        dataset = datasets.load_dataset(name, split=split or "test")
+    else:
+        dataset = datasets.load_from_disk(spec)
+        if isinstance(dataset, datasets.DatasetDict):
+            dataset = dataset["test"] if "test" in dataset else next(iter(dataset.values()))
+    for number, row in enumerate(dataset, start=1):
+        yield number, row
+
+
+def read_rows(source: str | Path) -> Iterator[LoadedRow]:
+    """Read and validate every row of a JSONL/CSV/Parquet file or a Hugging Face dataset."""
+    text = str(source)
+    path = Path(text)
+    if text.startswith("hf:") or (path.is_dir() and (path / "dataset_info.json").exists() or
+                                  (path / "dataset_dict.json").exists()):
+        raw_rows = _read_hf(text)
+    elif not path.exists():
+        raise FileNotFoundError(f"{text}: no such file")
+    elif path.suffix in (".csv", ".parquet"):
+        raw_rows = _read_table(path)
+    else:
+        raw_rows = _read_jsonl(path)
+    for number, raw in raw_rows:
+        if isinstance(raw, _BadJson):
+            yield LoadedRow(row=number, error=RowError(source=text, row=number, message=f"invalid JSON: {raw.message}"))
+        else:
+            yield validate_row(raw, text, number)
+
+
+def record_to_dict(record: JudgeRecord) -> dict[str, Any]:
+    """The record as it appears in output files (rubric back to plain JSON, absent fields dropped)."""
+    return record.model_dump(mode="json", exclude_none=True)
+
+
+__all__ = [
+    "DEFAULT_RUBRICS",
+    "LABELS",
+    "JudgeRecord",
+    "LoadedRow",
+    "RowError",
+    "Rubric",
+    "Task",
+    "normalise_label",
+    "read_rows",
+    "record_to_dict",
+    "validate_row",
+]
+

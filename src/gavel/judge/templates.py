@@ -1,0 +1,208 @@
+"""Judge prompt templates: files with named placeholders, built in or supplied by the user.
+
+Two kinds of template file:
+
+- **placeholder files** (``.txt``, ``.md``, or ``.yaml``/``.yml`` with a ``user_template`` key, as in the
+  published Selene Mini templates): ``{user_input}``, ``{assistant_response}``, ``{assistant_response_a}``,
+  ``{assistant_response_b}``, ``{rubric_objective}``, ``{rubric_score_1_description}`` …
+  ``{rubric_score_5_description}``, ``{rubric_yes_description}``, ``{rubric_no_description}``,
+  ``{reference_response}``, and gavel's own ``{output_format}``. Only these names are replaced, so other
+  braces in the text stay as they are. The task is inferred from the placeholders used.
+- **Jinja2 files** (``.j2``): the same names as variables plus ``task``, ``mode`` and ``has_reference``; one
+  file can serve every task.
+
+A template set is a folder of ``<task>.txt`` / ``<task>_reference.txt`` (or ``.j2``) files; the built-in
+sets live in ``gavel/judge/templates/``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+import yaml
+
+from gavel.judge.records import JudgeRecord, Task
+from gavel.judge.result import Mode
+
+PLACEHOLDERS = (
+    "user_input",
+    "assistant_response",
+    "assistant_response_a",
+    "assistant_response_b",
+    "rubric_objective",
+    *(f"rubric_score_{i}_description" for i in range(1, 6)),
+    "rubric_yes_description",
+    "rubric_no_description",
+    "reference_response",
+    "output_format",
+)
+_PLACEHOLDER_RE = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+
+_VERDICT_SPELLING = {
+    Task.absolute: "an integer from 1 to 5",
+    Task.classification: "Yes or No",
+    Task.pairwise: "A or B",
+}
+_REASONING_SPELLING = {
+    Task.absolute: "your assessment of the response",
+    Task.classification: "your assessment of the response",
+    Task.pairwise: "your assessment of the two responses",
+}
+
+
+def output_format(task: Task, mode: Mode) -> str:
+    """The output-format instruction for a task: critique then result, or the result alone."""
+    verdict = _VERDICT_SPELLING[task]
+    if mode is Mode.verdict:
+        return f"Your reply must strictly follow this format, with nothing else:\n**Result:** <{verdict}>"
+    return (
+        "Your reply must strictly follow this format:\n"
+        f"**Reasoning:** <{_REASONING_SPELLING[task]}>\n\n**Result:** <{verdict}>"
+    )
+
+
+def template_values(record: JudgeRecord, mode: Mode) -> dict[str, str]:
+    """The placeholder values for a record."""
+    rubric = record.resolved_rubric()
+    values = {
+        "user_input": record.instruction,
+        "rubric_objective": rubric.objective,
+        "reference_response": record.reference or "",
+        "output_format": output_format(record.task, mode),
+    }
+    if record.task is Task.pairwise:
+        values |= {"assistant_response_a": record.response_a or "", "assistant_response_b": record.response_b or ""}
+    else:
+        values["assistant_response"] = record.response or ""
+    if record.task is Task.absolute:
+        values |= {f"rubric_score_{i}_description": getattr(rubric, f"score{i}") or "" for i in range(1, 6)}
+    if record.task is Task.classification:
+        values |= {"rubric_yes_description": rubric.yes or "", "rubric_no_description": rubric.no or ""}
+    return values
+
+
+class TemplateError(ValueError):
+    """A template cannot be used for a record."""
+
+
+def infer_task(text: str) -> Task | None:
+    names = set(_PLACEHOLDER_RE.findall(text))
+    if "assistant_response_a" in names:
+        return Task.pairwise
+    if "rubric_yes_description" in names:
+        return Task.classification
+    if "rubric_score_1_description" in names:
+        return Task.absolute
+    return None
+
+
+@dataclass
+class Template:
+    """One template file."""
+
+    name: str
+    text: str
+    jinja: bool = False
+    task: Task | None = None  # None: any task (Jinja2 files)
+
+    @classmethod
+    def from_file(cls, path: Path, name: str | None = None) -> Template:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+            if not isinstance(data, dict) or "user_template" not in data:
+                raise TemplateError(f"{path}: a YAML template needs a 'user_template' key")
+            text = data["user_template"]
+        jinja = path.suffix == ".j2"
+        return cls(name=name or path.stem, text=text, jinja=jinja, task=None if jinja else infer_task(text))
+
+    @property
+    def uses_reference(self) -> bool:
+        return "reference_response" in self.text
+
+    @cached_property
+    def _jinja(self) -> jinja2.Template:
+        env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+        return env.from_string(self.text)
+
+    def render(self, record: JudgeRecord, mode: Mode) -> str:
+        if self.task is not None and self.task is not record.task:
+            raise TemplateError(f"template '{self.name}' is for {self.task.value} items, not {record.task.value}")
+        values = template_values(record, mode)
+        if self.jinja:
+            context = {name: values.get(name, "") for name in PLACEHOLDERS}
+            context |= {"task": record.task.value, "mode": mode.value, "has_reference": record.reference is not None}
+            return self._jinja.render(context).strip()
+        return _PLACEHOLDER_RE.sub(lambda m: values.get(m.group(1), ""), self.text).strip()
+
+
+@dataclass
+class TemplateSet:
+    """Templates keyed by (task, with reference); picks the right one for each record."""
+
+    name: str
+    templates: dict[tuple[Task | None, bool], Template] = field(default_factory=dict)
+    fallback: TemplateSet | None = None
+
+    def pick(self, record: JudgeRecord) -> Template:
+        has_ref = record.reference is not None
+        for key in ((record.task, has_ref), (None, has_ref), (record.task, not has_ref), (None, not has_ref)):
+            if key in self.templates:
+                return self.templates[key]
+        if self.fallback is not None:
+            return self.fallback.pick(record)
+        raise TemplateError(f"template set '{self.name}' has no template for {record.task.value} items")
+
+    def render(self, record: JudgeRecord, mode: Mode) -> tuple[str, Template]:
+        template = self.pick(record)
+        return template.render(record, mode), template
+
+
+def builtin_dir() -> Path:
+    return Path(str(resources.files("gavel.judge") / "templates"))
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.name for p in builtin_dir().iterdir() if p.is_dir())
+
+
+def _set_from_dir(folder: Path, name: str) -> TemplateSet:
+    templates: dict[tuple[Task | None, bool], Template] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix not in (".txt", ".md", ".j2", ".yaml", ".yml"):
+            continue
+        template = Template.from_file(path, name=f"{name}/{path.stem}")
+        stem = path.stem
+        task = next((t for t in Task if stem.startswith(t.value)), None) if not template.jinja else None
+        templates[(task or template.task, stem.endswith("reference"))] = template
+    if not templates:
+        raise TemplateError(f"{folder}: no template files (.txt, .md, .j2, .yaml)")
+    return TemplateSet(name=name, templates=templates)
+
+
+def load_templates(spec: str | Path | None = None) -> TemplateSet:
+    """A built-in set name ("default", ...), a template folder, or one template file.
+
+    A single file serves the task its placeholders name (or all tasks for ``.j2``); items of other
+    tasks use the default set.
+    """
+    default = _set_from_dir(builtin_dir() / "default", "default")
+    if spec is None or str(spec) == "default":
+        return default
+    if str(spec) in builtin_names():
+        return _set_from_dir(builtin_dir() / str(spec), str(spec))
+    path = Path(spec)
+    if path.is_dir():
+        return _set_from_dir(path, path.name)
+    if not path.exists():
+        raise TemplateError(f"{spec}: no such template file or built-in set (built in: {', '.join(builtin_names())})")
+    template = Template.from_file(path)
+    if template.task is None and not template.jinja:
+        raise TemplateError(f"{path}: cannot tell the task: the file uses none of the response/rubric placeholders")
+    key = (template.task, template.uses_reference)
+    return TemplateSet(name=str(path), templates={key: template}, fallback=default)
