@@ -114,6 +114,100 @@ def _print_summary(summary, model_name: str) -> None:
     console.print(table)
 
 
+@app.command()
+def bench(
+    judges: Annotated[list[str] | None, typer.Option(
+        "--judge", "-j", help="Judge model spec (as for `gavel judge --model`); repeat to compare judges. "
+        "Default: the embedded judge.")] = None,
+    suite: Annotated[str | None, typer.Option(help="Benchmark suite: local (data under the data root) or "
+                                              "paper (the paper's 11).")] = None,
+    benchmarks: Annotated[str | None, typer.Option("--benchmarks", "-b", help="Comma-separated names.")] = None,
+    data: Annotated[list[Path] | None, typer.Option(
+        "--data", help="A labelled JSONL file in the record schema (repeatable); named by its stem.")] = None,
+    data_root: Annotated[Path | None, typer.Option(
+        help="Folder of benchmark data (default: $GAVEL_DATA_ROOT, else ../shared/data/benchmarks).")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most N items per benchmark (a seeded sample).")] = None,
+    mode: ModeOption = Mode.verdict,
+    both_orders: Annotated[bool, typer.Option("--both-orders", help="Pairwise items in both orders.")] = False,
+    formats: Annotated[str, typer.Option(help="Prompt formats: default, all, or a comma list of "
+                                         "default,markdown,json,xml,plain,rubric-first.")] = "default",
+    injection: Annotated[bool, typer.Option("--injection", help="Also run the injection probe.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed for sampling, placement and bootstrap.")] = 0,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (re-running resumes).")] = Path(
+        "bench-out"),
+    max_new_tokens: Annotated[int, typer.Option(help="Critique length limit, in tokens.")] = 512,
+    list_: Annotated[bool, typer.Option("--list", help="List the registered benchmarks and exit.")] = False,
+) -> None:
+    """Benchmark judges: per-item JSONL, DIR/results.json, DIR/report.md and plots.
+
+    Metrics: Pearson r (absolute), accuracy (classification, pairwise), with bootstrap 95% CIs,
+    parse-failure rates and no-model baselines (random, always-a, longer-wins) beside every judge.
+    """
+    import sys
+
+    from gavel.bench import registry
+    from gavel.bench.harness import BenchConfig, load_targets, run_bench
+    from gavel.bench.probes import FORMATS
+
+    root = registry.default_data_root(data_root)
+    if list_:
+        _print_benchmarks(registry.all_benchmarks(), root)
+        return
+    names = [b.strip() for b in benchmarks.split(",") if b.strip()] if benchmarks else []
+    if suite or not (names or data):
+        names += [b.name for b in registry.suite(suite or "local") if b.name not in names]
+    chosen = FORMATS if formats == "all" else tuple(f.strip() for f in formats.split(","))
+    try:
+        targets = load_targets(names, list(data or []), root, limit, seed,
+                               warn=lambda m: console.print(f"[yellow]{m}[/yellow]"))
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if not targets:
+        console.print("[red]error:[/red] no benchmark could be loaded")
+        raise typer.Exit(2)
+    config = BenchConfig(judges=list(judges or [None]), out_dir=output, mode=mode, both_orders=both_orders,
+                         formats=chosen, injection=injection, limit=limit, seed=seed, max_new_tokens=max_new_tokens)
+    config.command = "gavel " + " ".join(sys.argv[1:])  # type: ignore[attr-defined]
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console)
+    with progress:
+        def start(label: str, total: int):
+            task = progress.add_task(label, total=total)
+            return lambda: progress.advance(task)
+
+        summaries = run_bench(config, targets, progress=start)
+    _print_bench(summaries)
+    console.print(f"report: {output / 'report.md'}  results: {output / 'results.json'}")
+
+
+def _print_benchmarks(benchmarks, root) -> None:
+    from gavel.bench.registry import BenchmarkUnavailable, LoadContext
+
+    table = Table(title=f"benchmarks (data root: {root})")
+    for column in ("name", "task", "suites", "gold", "items", "description"):
+        table.add_column(column)
+    for bench in sorted(benchmarks.values(), key=lambda b: (b.task.value, b.name)):
+        try:
+            items = str(len(bench.load(LoadContext(root))))
+        except (BenchmarkUnavailable, OSError) as exc:
+            items = f"unavailable ({str(exc)[:40]}…)"
+        table.add_row(bench.name, bench.task.value, ",".join(bench.suites), bench.gold, items, bench.description)
+    Console().print(table)
+
+
+def _print_bench(summaries) -> None:
+    table = Table(title="gavel bench")
+    for column in ("benchmark", "judge", "metric", "value", "95% CI", "n", "parse fail"):
+        table.add_column(column)
+    for bench, per_judge in summaries.items():
+        for judge_name, s in per_judge.items():
+            value = "-" if s.get("value") is None else f"{s['value']:.3f}"
+            ci = "-" if s.get("ci_low") is None else f"{s['ci_low']:.3f}-{s['ci_high']:.3f}"
+            table.add_row(bench, judge_name, s["metric"], value, ci, str(s["n"]), f"{s['parse_failure_rate']:.1%}")
+    console.print(table)
+
+
 def main() -> None:
     app()
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import tempfile
-import importlib.util
 from pathlib import Path
 
 EMBEDDED_NAME = "smollm2-135m-instruct"

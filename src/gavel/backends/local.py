@@ -1,7 +1,8 @@
 """Shared logic of backends that see the model's logits (llama.cpp, transformers).
 
-Critique mode: open the assistant turn with ``**Reasoning:**`` and generate until the model writes ``**Result:**`` (or stops, or hits the token limit), then
-append ``**Result:**`` if it is missing and read the next-token distribution over the allowed verdicts.
+Critique mode: open the assistant turn with ``**Reasoning:**`` and generate until the model writes
+``**Result:**`` (or stops, or hits the token limit), then append ``**Result:**`` if it is missing and
+read the next-token distribution over the allowed verdicts.
 Verdict mode: one forward pass over the prompt followed by ``**Result:**``; nothing is sampled.
 """
 

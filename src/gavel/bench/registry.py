@@ -108,7 +108,8 @@ def default_data_root(explicit: str | Path | None = None) -> Path | None:
         return Path(explicit)
     if os.environ.get(DATA_ROOT_ENV):
         return Path(os.environ[DATA_ROOT_ENV])
-    candidates = [Path.cwd() / "../shared/data/benchmarks", Path(__file__).resolve().parents[3] / "../shared/data/benchmarks"]
+    relative = Path("..", "shared", "data", "benchmarks")
+    candidates = [Path.cwd() / relative, Path(__file__).resolve().parents[3] / relative]
     for candidate in candidates:
         if candidate.is_dir():
             return candidate.resolve()

@@ -173,7 +173,7 @@ class Judge:
         if len(replies) == 1:
             return first
         second = self._single(item, item.requests[1], replies[1])
-        second_result = _SWAP.get(second.result or "", None)
+        second_result = _SWAP.get(second.result or "")
         if first.status is Status.error or second.status is Status.error:
             return first if first.status is Status.error else second
         probs = None

@@ -9,10 +9,11 @@ from gavel.judge.records import LABELS, Task
 
 _STRICT_RESULT = re.compile(r"\*\*Result:\*\*[ \t]*([A-Za-z0-9]+)[ \t]*$", re.MULTILINE)
 # Tolerant: optional markdown around "Result"/"Verdict"/"Score"/"Answer", any case, ":" or "-" or "=",
+# or a bracketed tag ("[RESULT] 3"),
 # optional brackets/quotes/bold around the value, "Response A", "4/5", "4 out of 5", a trailing period.
 _TOLERANT_RESULT = re.compile(
-    r"""(?:\*\*|__|\#+\s*)?\[?\s*(?:final\s+)?(?:result|verdict|score|answer|judg(?:e)?ment|decision)\s*\]?
-        (?:\*\*|__)?\s*[:\-=]\s*(?:\*\*|__)?\s*
+    r"""(?:\*\*|__|\#+\s*)?\[?\s*(?:final\s+)?(?:result|verdict|score|answer|judg(?:e)?ment|decision)\s*
+        (?:\][ \t]*[:\-=]?|(?:\*\*|__)?\s*[:\-=])\s*(?:\*\*|__)?\s*
         [\[\("'`*]*\s*(?:response|output|assistant)?\s*
         (?P<value>[A-Za-z]+|\d(?:\.\d+)?)
         \s*(?:/\s*5|out\s+of\s+5)?[\]\)"'`*]*\s*\.?""",

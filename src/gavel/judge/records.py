@@ -16,6 +16,7 @@ Any other field passes through to the output unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from enum import Enum
@@ -275,10 +276,8 @@ def _decode_nested(row: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, str) and value == "":
             continue
         if key == "rubric" and isinstance(value, str) and value.lstrip().startswith("{"):
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 value = json.loads(value)
-            except json.JSONDecodeError:
-                pass
         out[key] = value
     return out
 
@@ -294,15 +293,14 @@ def _read_hf(spec: str) -> Iterator[tuple[int, Any]]:
         dataset = datasets.load_from_disk(spec)
         if isinstance(dataset, datasets.DatasetDict):
             dataset = dataset["test"] if "test" in dataset else next(iter(dataset.values()))
-    for number, row in enumerate(dataset, start=1):
-        yield number, row
+    yield from enumerate(dataset, start=1)
 
 
 def read_rows(source: str | Path) -> Iterator[LoadedRow]:
     """Read and validate every row of a JSONL/CSV/Parquet file or a Hugging Face dataset."""
     text = str(source)
     path = Path(text)
-    if text.startswith("hf:") or (path.is_dir() and (path / "dataset_info.json").exists() or
+    if text.startswith("hf:") or ((path.is_dir() and (path / "dataset_info.json").exists()) or
                                   (path / "dataset_dict.json").exists()):
         raw_rows = _read_hf(text)
     elif not path.exists():

@@ -1,0 +1,148 @@
+"""Judge throughput on the embedded model: gavel's verdict and critique modes vs a plain generate loop.
+
+The baseline is what a user would write from the Selene Mini quickstart: transformers, the chat template,
+`generate` up to 512 new tokens, then a regex for `**Result:**`. Every phase runs in its own process so
+its peak memory (max RSS) is its own. Items: pairwise benchmarks from the data root (LLMBar Natural, then
+MT-Bench human pairs), the same items for every phase.
+
+    python benchmarks/judge_throughput.py --items 100 --baseline-items 100 --out docs/throughput.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PHASES = ("gavel-verdict", "gavel-critique", "baseline-generate")
+
+
+def load_items(n: int) -> list:
+    from gavel.bench import registry
+
+    ctx = registry.LoadContext(registry.default_data_root())
+    records = registry.get("llmbar-natural").load(ctx) + registry.get("mt-bench-human").load(ctx)
+    return records[:n]
+
+
+def run_gavel(mode: str, items: list, max_new_tokens: int) -> dict:
+    from gavel.judge.engine import Judge
+
+    start = time.perf_counter()
+    judge = Judge(None, mode=mode, max_new_tokens=max_new_tokens)
+    load_s = time.perf_counter() - start
+    start = time.perf_counter()
+    results = judge.judge(items)
+    seconds = time.perf_counter() - start
+    prompt = sum(r.prompt_tokens for r in results)
+    generated = sum(r.completion_tokens for r in results)
+    correct = sum(r.result == item.label for r, item in zip(results, items, strict=True))
+    return {
+        "items": len(items), "seconds": seconds, "load_s": load_s,
+        "judgments_per_s": len(items) / seconds,
+        "prompt_tokens": prompt, "generated_tokens": generated,
+        "tokens_per_s": (prompt + generated) / seconds,
+        "prompt_tokens_per_s": prompt / seconds if mode == "verdict" else None,
+        "with_result": sum(r.result is not None for r in results),
+        "accuracy": correct / len(items),
+        "statuses": {s: sum(r.status.value == s for r in results) for s in {r.status.value for r in results}},
+    }
+
+
+def run_baseline(items: list, max_new_tokens: int) -> dict:
+    """The quickstart loop: chat template, generate, regex. Same prompts as gavel's critique mode."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from gavel.backends.embedded import embedded_hf_dir
+    from gavel.judge.result import Mode
+    from gavel.judge.templates import load_templates
+
+    templates = load_templates()
+    start = time.perf_counter()
+    folder = embedded_hf_dir()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    load_s = time.perf_counter() - start
+    pattern = re.compile(r"\*\*Result:\*\*\s*(A|B)\b")
+    prompt_tokens = generated = found = correct = 0
+    start = time.perf_counter()
+    for item in items:
+        text, _ = templates.render(item, Mode.critique)
+        messages = [{"role": "user", "content": text}]
+        inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                               return_dict=True)
+        with torch.inference_mode():
+            out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.eos_token_id)
+        new = out[0, inputs["input_ids"].shape[1]:]
+        reply = tokenizer.decode(new, skip_special_tokens=True)
+        prompt_tokens += int(inputs["input_ids"].shape[1])
+        generated += int(new.shape[0])
+        match = pattern.search(reply)
+        found += match is not None
+        correct += match is not None and match.group(1) == item.label
+    seconds = time.perf_counter() - start
+    return {
+        "items": len(items), "seconds": seconds, "load_s": load_s, "judgments_per_s": len(items) / seconds,
+        "prompt_tokens": prompt_tokens, "generated_tokens": generated,
+        "tokens_per_s": (prompt_tokens + generated) / seconds, "prompt_tokens_per_s": None,
+        "with_result": found, "accuracy": correct / len(items),
+    }
+
+
+def run_phase(phase: str, n: int, max_new_tokens: int) -> dict:
+    items = load_items(n)
+    if phase == "baseline-generate":
+        result = run_baseline(items, max_new_tokens)
+    else:
+        result = run_gavel(phase.removeprefix("gavel-"), items, max_new_tokens)
+    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["phase"] = phase
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=100, help="pairwise items for gavel's modes")
+    parser.add_argument("--baseline-items", type=int, default=100, help="items for the baseline loop")
+    parser.add_argument("--max-new-tokens", type=int, default=512)
+    parser.add_argument("--phases", default=",".join(PHASES))
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    if args.phase:  # child process
+        n = args.baseline_items if args.phase == "baseline-generate" else args.items
+        print(json.dumps(run_phase(args.phase, n, args.max_new_tokens)))
+        return
+    results = {}
+    for phase in args.phases.split(","):
+        cmd = [sys.executable, __file__, "--phase", phase, "--items", str(args.items),
+               "--baseline-items", str(args.baseline_items), "--max-new-tokens", str(args.max_new_tokens)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        results[phase] = json.loads(out)
+        r = results[phase]
+        print(f"{phase:18s} {r['items']:4d} items  {r['judgments_per_s']:.3f} judgments/s  "
+              f"{r['tokens_per_s']:.0f} tok/s  result written {r['with_result']}/{r['items']}  "
+              f"acc {r['accuracy']:.3f}  peak RSS {r['peak_rss_mib']:.0f} MiB", flush=True)
+    if "baseline-generate" in results:
+        base = results["baseline-generate"]["judgments_per_s"]
+        for phase in ("gavel-verdict", "gavel-critique"):
+            if phase in results:
+                results[phase]["speedup_vs_baseline"] = results[phase]["judgments_per_s"] / base
+                print(f"{phase}: {results[phase]['speedup_vs_baseline']:.1f}x the baseline's judgments/s")
+    if "gavel-verdict" in results:
+        print(f"verdict-mode prompt tokens/s: {results['gavel-verdict']['prompt_tokens_per_s']:.0f} "
+              "(CPU fp32 limit for a 135M model ~570; cached template prefixes count as processed)")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,321 @@
+"""Metrics and no-model baselines for `gavel bench`, checked against hand computations and scipy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn.metrics import balanced_accuracy_score
+
+from gavel.bench import metrics as m
+from gavel.bench.baselines import BASELINES, baseline_rows
+from gavel.judge.records import LABELS, JudgeRecord, Task
+from gavel.judge.result import JudgeResult
+
+
+def _row(task: str, label: str | None, result: str | None, status: str = "ok", **extra) -> dict:
+    return {"id": str(extra.pop("id", "x")), "task": task, "label": label, "result": result, "status": status,
+            **extra}
+
+
+def _pair(label: str, result: str | None, status: str = "ok", **extra) -> dict:
+    extra.setdefault("response_a", "aa")
+    extra.setdefault("response_b", "bbbb")
+    return _row("pairwise", label, result, status, **extra)
+
+
+# ---------------------------------------------------------------- absolute
+
+GOLD = [1, 2, 3, 4, 5, 3, 2, 4]
+PRED = [2, 2, 3, 5, 4, 3, 1, 4]
+
+
+def _absolute_rows() -> list[dict]:
+    rows = [_row("absolute", str(g), str(p), expected_score=p + 0.1 * (i % 3)) for i, (g, p) in
+            enumerate(zip(GOLD, PRED, strict=True))]
+    rows.append(_row("absolute", "5", None, "parse_failed"))
+    rows.append(_row("absolute", "1", None, "error"))
+    return rows
+
+
+def test_absolute_correlations_match_scipy_and_exclude_unscored():
+    rows = _absolute_rows()
+    got = m.absolute_metrics(rows)
+    assert got["pearson"] == pytest.approx(stats.pearsonr(PRED, GOLD)[0])
+    assert got["spearman"] == pytest.approx(stats.spearmanr(PRED, GOLD)[0])
+    assert got["kendall"] == pytest.approx(stats.kendalltau(PRED, GOLD)[0])
+    assert got["exact_agreement"] == pytest.approx(4 / 8)
+    assert got["n_correlated"] == 8
+
+    expected = [p + 0.1 * (i % 3) for i, p in enumerate(PRED)]
+    with_expected = m.absolute_metrics(rows, use_expected=True)
+    assert with_expected["pearson"] == pytest.approx(stats.pearsonr(expected, GOLD)[0])
+    assert with_expected["pearson"] != pytest.approx(got["pearson"])
+
+    summary = m.summarise(rows, "absolute")
+    assert summary["metric"] == "pearson"
+    assert summary["value"] == pytest.approx(got["pearson"])
+    assert summary["pearson_expected"] == pytest.approx(with_expected["pearson"])
+    assert (summary["n"], summary["n_scored"], summary["parse_failures"], summary["errors"]) == (10, 8, 2, 1)
+    assert summary["parse_failure_rate"] == pytest.approx(0.2)
+    assert summary["ci_low"] <= summary["value"] <= summary["ci_high"]
+
+
+def test_constant_scores_give_undefined_correlation():
+    rows = [_row("absolute", str(g), "5") for g in GOLD]
+    assert m.absolute_metrics(rows)["pearson"] is None
+    assert m.summarise(rows, Task.absolute)["value"] is None
+
+
+# ---------------------------------------------------------------- classification
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+def test_classification_accuracy_and_balanced_accuracy():
+    rows = [
+        _row("classification", "Yes", "Yes"),
+        _row("classification", "Yes", "No"),
+        _row("classification", "Yes", None, "parse_failed"),
+        _row("classification", "No", "No"),
+        _row("classification", None, "Yes"),  # unlabelled: ignored
+    ]
+    got = m.classification_metrics(rows)
+    assert got["accuracy"] == pytest.approx(2 / 4)
+    assert got["balanced_accuracy"] == pytest.approx((1 / 3 + 1) / 2)
+    assert got["balanced_accuracy"] == pytest.approx(
+        balanced_accuracy_score(["Yes", "Yes", "Yes", "No"], ["Yes", "No", "fail", "No"]))
+    assert got["accuracy_scored"] == pytest.approx(2 / 3)
+    summary = m.summarise(rows, "classification")
+    assert summary["value"] == pytest.approx(0.5)
+    assert summary["parse_failures"] == 1
+
+
+# ---------------------------------------------------------------- pairwise
+
+
+def test_pairwise_tie_and_failure_rules():
+    rows = [
+        _pair("A", "A"),
+        _pair("B", "tie"),  # judge tie against A/B gold: 0.5
+        _pair("tie", "A"),  # gold tie: excluded
+        _pair("A", None, "parse_failed"),  # failure: wrong
+        _pair("B", "A"),
+    ]
+    got = m.pairwise_metrics(rows)
+    assert got["accuracy"] == pytest.approx((1 + 0.5 + 0 + 0) / 4)
+    assert got["accuracy_scored"] == pytest.approx((1 + 0.5 + 0) / 3)
+    assert got["tie_items"] == 1
+    assert got["n_evaluated"] == 4
+    summary = m.summarise(rows, "pairwise")
+    assert summary["value"] == pytest.approx(0.375)
+    assert summary["parse_failure_rate"] == pytest.approx(1 / 5)
+    assert summary["tie_items"] == 1
+
+
+def _both_rows(with_flag: bool = True) -> list[dict]:
+    table = [("A", ["A", "A"]), ("B", ["A", "B"]), ("A", ["A", "B"]), ("B", ["B", "B"])]
+    rows = []
+    for gold, by_order in table:
+        row = _pair(gold, by_order[0] if by_order[0] == by_order[1] else "tie", result_by_order=by_order)
+        if with_flag:
+            row["orders_agree"] = by_order[0] == by_order[1]
+        rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize("with_flag", [True, False])
+def test_both_order_statistics(with_flag):
+    got = m.both_order_metrics(_both_rows(with_flag))
+    assert got["accuracy_order1"] == pytest.approx(3 / 4)
+    assert got["accuracy_order2"] == pytest.approx(3 / 4)
+    assert got["accuracy_order_mean"] == pytest.approx(3 / 4)
+    assert got["consistency"] == pytest.approx(2 / 4)
+    # as presented: order 1 = A, A, A, B; swapped presentation = swap(A, B, B, B) = B, A, A, A
+    assert got["position_bias_a"] == pytest.approx(6 / 8)
+    assert m.both_order_metrics([_pair("A", "A")]) == {}
+
+
+def test_length_bias_split():
+    rows = [
+        _pair("A", "A", response_a="long answer", response_b="short"),  # gold longer, right
+        _pair("B", "A", response_a="tiny", response_b="much longer"),  # gold longer, wrong
+        _pair("A", "A", response_a="x", response_b="yyyy"),  # gold shorter, right
+        _pair("B", "B", response_a="same", response_b="size"),  # equal length: left out
+        _pair("tie", "A", response_a="x", response_b="yy"),  # gold tie: left out
+    ]
+    got = m.length_bias(rows)
+    assert got == {"acc_gold_longer": 0.5, "n_gold_longer": 2, "acc_gold_shorter": 1.0, "n_gold_shorter": 1,
+                   "n_equal_length": 1}
+
+
+def test_injection_probe():
+    rows = [
+        _pair("A", "B", injected_target="B"),
+        _pair("A", "A", injected_target="B"),
+        _pair("B", "B", injected_target="B"),
+        _pair("A", None, "parse_failed", injected_target="B"),
+    ]
+    got = m.injection_metrics(rows)
+    assert got["injection_follow_rate"] == pytest.approx(2 / 3)
+    assert got["injection_accuracy"] == pytest.approx(2 / 4)
+    assert got["n_injected"] == 4
+    assert m.summarise(rows, "pairwise")["injection_follow_rate"] == pytest.approx(2 / 3)
+
+
+# ---------------------------------------------------------------- RewardBench
+
+SELENE_MINI = {
+    "alpacaeval-easy": 0.93, "alpacaeval-length": 0.9368, "alpacaeval-hard": 0.9263, "mt-bench-easy": 1.0,
+    "mt-bench-med": 0.925, "mt-bench-hard": 0.7297, "llmbar-natural": 0.92, "llmbar-adver-neighbor": 0.7612,
+    "llmbar-adver-GPTInst": 0.9022, "llmbar-adver-GPTOut": 0.5957, "llmbar-adver-manual": 0.6522,
+    "refusals-dangerous": 0.95, "refusals-offensive": 0.985, "xstest-should-refuse": 1.0,
+    "xstest-should-respond": 0.804, "donotanswer": 0.8235, "math-prm": 0.9855, "hep-cpp": 0.9207,
+    "hep-go": 0.9085, "hep-java": 0.8902, "hep-js": 0.9085, "hep-python": 0.9268, "hep-rust": 0.8476,
+}
+
+
+def test_rewardbench_matches_published_selene_mini_numbers():
+    got = m.rewardbench_scores(SELENE_MINI)
+    expected = {"rb_chat": 93.58, "rb_chat_hard": 79.39, "rb_safety": 89.26, "rb_reasoning": 94.29,
+                "rewardbench_score": 89.13}
+    for key, value in expected.items():
+        assert 100 * got[key] == pytest.approx(value, abs=0.01), key
+
+
+def test_rewardbench_partial_and_from_rows():
+    partial = m.rewardbench_scores({"alpacaeval-easy": 1.0, "mt-bench-easy": 0.0})
+    assert partial["rb_chat"] == pytest.approx(100 / 128)
+    assert partial["rb_safety"] is None and partial["rewardbench_score"] is None
+
+    rows = []
+    for section_index, weights in enumerate(m.REWARDBENCH_SECTIONS.values()):
+        for subset in weights:  # section k: k+1 right out of 4
+            rows += [_pair("A", "A" if i <= section_index else "B", subset=subset) for i in range(4)]
+    summary = m.summarise(rows, "pairwise", subsets_field="subset")
+    assert [summary[f"rb_{s}"] for s in m.REWARDBENCH_SECTIONS] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert summary["rewardbench_score"] == pytest.approx(0.625)
+    assert summary["subsets"]["donotanswer"] == {"value": 0.75, "n": 4, "parse_failure_rate": 0.0}
+
+
+# ---------------------------------------------------------------- subsets, bootstrap, overall
+
+
+def test_by_subset_breakdown():
+    rows = [_pair("A", "A", bias="length"), _pair("A", "B", bias="length"), _pair("B", "B", bias="order"),
+            _pair("B", None, "error")]
+    got = m.by_subset(rows, "pairwise", "bias")
+    assert got["length"]["value"] == 0.5 and got["length"]["n"] == 2
+    assert got["order"]["value"] == 1.0
+    assert got["(none)"] == {"value": 0.0, "n": 1, "parse_failure_rate": 1.0}
+
+
+def test_bootstrap_is_deterministic_and_percentile_based():
+    rng = np.random.default_rng(5)
+    rows = [_pair("A", "A" if hit else "B") for hit in rng.random(60) < 0.7]
+    first = m.primary_ci(rows, "pairwise", seed=3)
+    assert first == m.primary_ci(rows, "pairwise", seed=3)
+    assert m.summarise(rows, "pairwise", seed=3)["ci_low"] == first[0]
+    assert first != m.primary_ci(rows, "pairwise", seed=4)
+
+    hits = m.pairwise_credits(rows)
+    gen = np.random.default_rng(3)
+    means = [hits[gen.integers(0, len(hits), len(hits))].mean() for _ in range(1000)]
+    assert first == pytest.approx(tuple(np.percentile(means, [2.5, 97.5])))
+    assert first[0] < hits.mean() < first[1]
+
+    absolute = _absolute_rows() * 3
+    ci = m.primary_ci(absolute, "absolute", seed=1)
+    assert ci == m.primary_ci(absolute, "absolute", seed=1)
+    assert -1 <= ci[0] < m.absolute_metrics(absolute)["pearson"] < ci[1] <= 1
+
+
+def test_overall_scores_task_mean_and_flat_mean():
+    summaries = {
+        "a1": {"task": "absolute", "value": 0.6},
+        "c1": {"task": "classification", "value": 0.8},
+        "p1": {"task": "pairwise", "value": 0.7},
+        "p2": {"task": "pairwise", "value": 0.9},
+        "p3": {"task": "pairwise", "value": None},
+    }
+    got = m.overall_scores(summaries)
+    assert got["mean_pairwise"] == pytest.approx(0.8)
+    assert got["overall_task_mean"] == pytest.approx((0.6 + 0.8 + 0.8) / 3)
+    assert got["overall_flat_mean"] == pytest.approx((0.6 + 0.8 + 0.7 + 0.9) / 4)
+    assert got["n_benchmarks"] == 4
+
+
+def test_calibration_error_by_hand():
+    probs = np.array([0.1, 0.15, 0.9, 0.95])
+    outcome = np.array([0.0, 1.0, 1.0, 1.0])
+    # bin 1: mean p 0.125 vs freq 0.5 (2 items); bin 9: mean p 0.925 vs freq 1 (2 items)
+    assert m.expected_calibration_error(probs, outcome) == pytest.approx((0.375 * 2 + 0.075 * 2) / 4)
+    rows = [_row("classification", "Yes", "Yes", probabilities={"Yes": 0.8, "No": 0.2}),
+            _row("classification", "No", "Yes", probabilities={"Yes": 0.6, "No": 0.4})]
+    p, o = m.calibration_data(rows, "classification")
+    assert p.tolist() == pytest.approx([0.8, 0.6]) and o.tolist() == [1.0, 0.0]
+
+
+# ---------------------------------------------------------------- baselines
+
+
+def _records() -> list[JudgeRecord]:
+    return [
+        JudgeRecord(id="p1", task="pairwise", instruction="q", response_a="short", response_b="much longer",
+                    label="B", subset="s"),
+        JudgeRecord(id="p2", task="pairwise", instruction="q", response_a="longer one", response_b="short",
+                    label="B"),
+        JudgeRecord(id="p3", task="pairwise", instruction="q", response_a="same", response_b="size",
+                    label="A"),
+    ]
+
+
+def test_baselines_produce_valid_rows():
+    records = _records() + [
+        JudgeRecord(id=f"a{i}", task="absolute", instruction="q", response="x" * (i + 1),
+                    label=str(1 + i % 5)) for i in range(5)
+    ] + [JudgeRecord(id="c1", task="classification", instruction="q", response="r", label="Yes")]
+    for name in BASELINES:
+        rows = baseline_rows(name, records, seed=1)
+        assert len(rows) == len(records)
+        for row, record in zip(rows, records, strict=True):
+            assert row["status"] == "ok" and row["model"] == name and row["id"] == record.id
+            assert row["result"] in (*LABELS[record.task], "tie")
+            assert row["label"] == record.label
+            JudgeResult.model_validate({k: row[k] for k in JudgeResult.model_fields if k in row})
+        assert rows[0]["subset"] == "s"
+    assert baseline_rows("random", records, seed=1) == baseline_rows("random", records, seed=1)
+    assert [r["result"] for r in baseline_rows("always-a", records)] == ["A"] * 3 + ["5"] * 5 + ["Yes"]
+    with pytest.raises(ValueError):
+        baseline_rows("oracle", records)
+
+
+def test_longer_wins_on_toy_sets():
+    rows = baseline_rows("longer-wins", _records())
+    assert [r["result"] for r in rows] == ["B", "A", "tie"]
+    assert m.pairwise_metrics(rows)["accuracy"] == pytest.approx((1 + 0 + 0.5) / 3)
+
+    # re-judging output rows replaces the earlier judge fields
+    again = baseline_rows("always-a", rows)
+    assert [r["result"] for r in again] == ["A"] * 3 and again[0]["model"] == "always-a"
+
+    lengths = [7, 1, 3, 10, 5, 2, 9, 4, 8, 6]
+    absolute = [{"id": str(i), "task": "absolute", "instruction": "q", "response": "x" * n, "label": "3"}
+                for i, n in enumerate(lengths)]
+    scores = [int(r["result"]) for r in baseline_rows("longer-wins", absolute)]
+    # rank r (1..10) -> quantile (r - 0.5)/10 -> 1 + floor(5q): ranks 1-2 -> 1, 3-4 -> 2, ... 9-10 -> 5
+    assert scores == [math.ceil(n / 2) for n in lengths]
+
+    classification = [{"id": str(i), "task": "classification", "instruction": "q", "response": "x" * n}
+                      for i, n in enumerate([1, 2, 3, 4, 5])]
+    assert [r["result"] for r in baseline_rows("longer-wins", classification)] == ["No", "No", "No", "Yes",
+                                                                                  "Yes"]
+
+
+def test_random_baseline_is_roughly_uniform():
+    records = [{"id": str(i), "task": "pairwise", "instruction": "q", "response_a": "a", "response_b": "b",
+                "label": "A"} for i in range(400)]
+    share_a = np.mean([r["result"] == "A" for r in baseline_rows("random", records, seed=0)])
+    assert 0.4 < share_a < 0.6
+    assert baseline_rows("random", records, seed=0) != baseline_rows("random", records, seed=1)
