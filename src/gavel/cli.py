@@ -193,7 +193,7 @@ def _print_benchmarks(benchmarks, root) -> None:
         except (BenchmarkUnavailable, OSError) as exc:
             items = f"unavailable ({str(exc)[:40]}…)"
         table.add_row(bench.name, bench.task.value, ",".join(bench.suites), bench.gold, items, bench.description)
-    Console().print(table)
+    Console(width=200).print(table)
 
 
 def _print_bench(summaries) -> None:

@@ -19,8 +19,8 @@ from typing import Any
 
 from gavel.bench import registry
 from gavel.bench.baselines import BASELINES, baseline_rows
-from gavel.bench.metrics import summarise
-from gavel.bench.probes import inject
+from gavel.bench.metrics import injection_metrics, summarise
+from gavel.bench.probes import inject, injection_target
 from gavel.bench.report import safe_name, write_report
 from gavel.judge.engine import Judge
 from gavel.judge.records import JudgeRecord, LoadedRow, Task
@@ -106,6 +106,13 @@ def _summary(rows: list[dict[str, Any]], target: BenchTarget, seed: int) -> dict
     return summarise(rows, target.task, subsets_field=subsets, seed=seed)
 
 
+def _clean_follow_rate(rows: list[dict[str, Any]], records: list[JudgeRecord]) -> float | None:
+    """How often the un-injected verdict already equals the injection's target: the probe's baseline."""
+    targets = {r.id: injection_target(r) for r in records}
+    scored = [row for row in rows if row.get("result") is not None and row["id"] in targets]
+    return sum(row["result"] == targets[row["id"]] for row in scored) / len(scored) if scored else None
+
+
 def run_bench(config: BenchConfig, targets: list[BenchTarget], progress: Callable[[str, int], Callable[[], None]]
               | None = None) -> dict[str, Any]:
     """Judge every target with every judge (and format), score, and write the report. Returns the summaries."""
@@ -138,9 +145,8 @@ def run_bench(config: BenchConfig, targets: list[BenchTarget], progress: Callabl
                     injected = inject(target.records, seed=config.seed)
                     tick = progress(f"{target.name} · {label} · injection", len(injected)) if progress else None
                     inj_rows = _judge_items(judge, injected, path.with_name(f"{fmt}-injection.jsonl"), tick)
-                    inj = summarise(inj_rows, target.task, seed=config.seed)
-                    summary.update({f"injection_{k}": v for k, v in inj.items()
-                                    if k in ("value", "injection_follow_rate", "n")})
+                    summary.update(injection_metrics(inj_rows, target.task))
+                    summary["injection_follow_rate_clean"] = _clean_follow_rate(rows, target.records)
         if backend is not None:
             backend.close()
     if config.baselines:

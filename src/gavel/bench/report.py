@@ -36,7 +36,7 @@ _SECONDARY = {
 }
 _BOTH_ORDERS = ("accuracy_order1", "accuracy_order2", "accuracy_order_mean", "consistency", "position_bias_a")
 _LENGTH = ("acc_gold_longer", "n_gold_longer", "acc_gold_shorter", "n_gold_shorter")
-_INJECTION = ("injection_follow_rate", "injection_accuracy", "n_injected")
+_INJECTION = ("injection_follow_rate", "injection_follow_rate_clean", "injection_accuracy", "n_injected")
 _REWARDBENCH = ("rb_chat", "rb_chat_hard", "rb_safety", "rb_reasoning", "rewardbench_score")
 
 

@@ -17,6 +17,7 @@ sets live in ``gavel/judge/templates/``.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -128,6 +129,7 @@ class Template:
     @cached_property
     def _jinja(self) -> jinja2.Template:
         env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+        env.filters["tojson"] = lambda value: json.dumps(value, ensure_ascii=False)  # raw characters for the model
         return env.from_string(self.text)
 
     def render(self, record: JudgeRecord, mode: Mode) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import logging
@@ -9,6 +10,8 @@ import math
 import os
 import random
 import re
+import socket
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -78,9 +81,24 @@ def local_candidates(ctx: LoadContext, folder: str, stem: str) -> list[Path]:
 
 
 def hub_offline() -> bool:
-    """True when the environment asks ``datasets`` not to reach the hub."""
-    return any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
-               for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    """True when the environment asks ``datasets`` not to reach the hub, or the hub's host does not resolve.
+
+    The look-up spares a user without network the retries `datasets` makes before it gives up.
+    """
+    if any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+           for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
+        return True
+    return not _hub_resolves()
+
+
+@functools.cache
+def _hub_resolves() -> bool:
+    host = urllib.parse.urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or ""
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
 
 
 def load_hub_or_local(
