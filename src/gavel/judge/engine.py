@@ -188,8 +188,9 @@ class Judge:
             result = first.result if first.result == second_result else "tie"
         else:
             result = first.result or second_result
-        statuses = {first.status, second.status}
-        status = first.status if len(statuses) == 1 else max(statuses, key=_STATUS_RANK.index)
+        # the weaker status among the orders that gave a result (an unreadable order shows in result_by_order)
+        statuses = {r.status for r in (first, second) if r.result is not None} or {Status.parse_failed}
+        status = max(statuses, key=_STATUS_RANK.index)
         if result is None:
             status = Status.parse_failed
         return first.model_copy(update={
