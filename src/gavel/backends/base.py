@@ -23,7 +23,7 @@ class InputTooLong(ValueError):
 
     def __init__(self, prompt_tokens: int, limit: int) -> None:
         super().__init__(f"input is {prompt_tokens} tokens; the model's context allows {limit} "
-                         "(including room for the output)")
+                         "(keeping room for the output), so it is too long")
         self.prompt_tokens = prompt_tokens
         self.limit = limit
 
