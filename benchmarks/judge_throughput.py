@@ -72,7 +72,7 @@ def run_baseline(items: list, max_new_tokens: int) -> dict:
     pattern = re.compile(r"\*\*Result:\*\*\s*(A|B)\b")
     prompt_tokens = generated = found = correct = 0
     start = time.perf_counter()
-    for item in items:
+    for number, item in enumerate(items, start=1):
         text, _ = templates.render(item, Mode.critique)
         messages = [{"role": "user", "content": text}]
         inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
@@ -87,6 +87,7 @@ def run_baseline(items: list, max_new_tokens: int) -> dict:
         match = pattern.search(reply)
         found += match is not None
         correct += match is not None and match.group(1) == item.label
+        print(f"baseline item {number}/{len(items)}: {int(new.shape[0])} new tokens", file=sys.stderr, flush=True)
     seconds = time.perf_counter() - start
     return {
         "items": len(items), "seconds": seconds, "load_s": load_s, "judgments_per_s": len(items) / seconds,
@@ -120,16 +121,21 @@ def main() -> None:
         n = args.baseline_items if args.phase == "baseline-generate" else args.items
         print(json.dumps(run_phase(args.phase, n, args.max_new_tokens)))
         return
-    results = {}
+    results = json.loads(args.out.read_text()) if args.out and args.out.exists() else {}  # keep other phases
     for phase in args.phases.split(","):
         cmd = [sys.executable, __file__, "--phase", phase, "--items", str(args.items),
                "--baseline-items", str(args.baseline_items), "--max-new-tokens", str(args.max_new_tokens)]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout.strip().splitlines()[-1]
         results[phase] = json.loads(out)
         r = results[phase]
         print(f"{phase:18s} {r['items']:4d} items  {r['judgments_per_s']:.3f} judgments/s  "
               f"{r['tokens_per_s']:.0f} tok/s  result written {r['with_result']}/{r['items']}  "
               f"acc {r['accuracy']:.3f}  peak RSS {r['peak_rss_mib']:.0f} MiB", flush=True)
+        if args.out:  # saved after every phase, so a long baseline can run on its own later
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(results, indent=2) + "\n")
+    for r in results.values():
+        r.setdefault("command", " ".join([Path(sys.executable).name, *sys.argv]))
     if "baseline-generate" in results:
         base = results["baseline-generate"]["judgments_per_s"]
         for phase in ("gavel-verdict", "gavel-critique"):

@@ -27,7 +27,7 @@ def _root() -> None:
 
 ModelOption = Annotated[str | None, typer.Option(
     "--model", "-m",
-    help="Model spec: a .gguf path, a model folder, a hub id, ollama:NAME, openai:MODEL[@URL], URL#MODEL, "
+    help="Model spec: a .gguf path, a model folder, a hub id, ollama:NAME, openai:MODEL@URL, URL#MODEL, "
     "vllm:MODEL. Default: the embedded SmolLM2-135M-Instruct (llama.cpp).")]
 ModeOption = Annotated[Mode, typer.Option(
     "--mode", help="critique: reasoning then result. verdict: result only, one forward pass per item.")]
@@ -75,7 +75,7 @@ def judge(
         with console.status("loading model…"):
             judge_ = Judge(model, mode=mode, template=template, both_orders=both_orders,
                            max_new_tokens=max_new_tokens, retries=retries)
-    except (FileNotFoundError, ValueError, TemplateError, RuntimeError) as exc:
+    except (FileNotFoundError, ValueError, TemplateError, RuntimeError, ImportError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     valid = sum(1 for r in rows if r.record is not None)
@@ -83,7 +83,12 @@ def judge(
                         console=console, disable=quiet)
     with progress:
         task = progress.add_task("judge", total=valid)
-        summary = run_records(judge_, rows, out, source=input, on_result=lambda _: progress.advance(task))
+        try:
+            summary = run_records(judge_, rows, out, source=input, on_result=lambda _: progress.advance(task))
+        except KeyboardInterrupt:
+            console.print(f"[yellow]interrupted:[/yellow] the results so far are in {out}; "
+                          "run the same command again to resume")
+            raise typer.Exit(130) from None
     judge_.backend.close()
     _print_summary(summary, judge_.model_name)
     errors_file = write_errors(out, summary.row_errors)
@@ -158,6 +163,10 @@ def bench(
         names += [b.name for b in registry.suite(suite or "local") if b.name not in names]
     chosen = FORMATS if formats == "all" else tuple(f.strip() for f in formats.split(","))
     try:
+        from gavel.backends import parse_spec
+
+        for spec in judges or []:
+            parse_spec(spec)  # a typo in a spec fails now, not after the first benchmark
         targets = load_targets(names, list(data or []), root, limit, seed,
                                warn=lambda m: console.print(f"[yellow]{m}[/yellow]"))
     except (KeyError, ValueError, FileNotFoundError) as exc:
