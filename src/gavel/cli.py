@@ -18,7 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 @app.callback()
@@ -72,6 +72,8 @@ def judge(
     out = output or _default_output(input)
     try:
         rows = list(read_rows(input))
+        if not rows:
+            raise ValueError(f"{input}: holds no records")
         with console.status("loading model…"):
             judge_ = Judge(model, mode=mode, template=template, both_orders=both_orders,
                            max_new_tokens=max_new_tokens, retries=retries)
