@@ -158,10 +158,7 @@ class Judge:
         if reply.error is not None:
             return JudgeResult(**self._base(item), **usage, status=Status.error, error=reply.error)
         result, status = _verdict(request, reply)
-        parsed = parse_output(item.record.task, reply.text)
-        critique = parsed.critique if self.mode is Mode.critique else None
-        if self.mode is Mode.critique and critique is None and reply.text.strip():
-            critique = extract_critique(reply.text)
+        critique = extract_critique(reply.text) if self.mode is Mode.critique else None
         probs = reply.label_probs
         return JudgeResult(
             **self._base(item), **usage, result=result, status=status, critique=critique, probabilities=probs,
