@@ -119,7 +119,6 @@ def run_bench(config: BenchConfig, targets: list[BenchTarget], progress: Callabl
     summaries: dict[str, dict[str, dict[str, Any]]] = {t.name: {} for t in targets}
     rows_by: dict[str, dict[str, list[dict[str, Any]]]] = {t.name: {} for t in targets}
     formats: dict[str, dict[str, dict[str, Any]]] = {}
-    timings: dict[str, float] = {}
     for spec in config.judges:
         label = judge_label(spec)
         backend = None
@@ -133,9 +132,7 @@ def run_bench(config: BenchConfig, targets: list[BenchTarget], progress: Callabl
                 judge = Judge(backend, mode=config.mode, template=fmt, both_orders=config.both_orders,
                               max_new_tokens=config.max_new_tokens)
                 tick = progress(f"{target.name} · {label} · {fmt}", len(target.records)) if progress else None
-                start = time.perf_counter()
                 rows = _judge_items(judge, target.records, path, tick)
-                timings[f"{target.name}/{label}/{fmt}"] = time.perf_counter() - start
                 summary = _summary(rows, target, config.seed)
                 formats.setdefault(target.name, {}).setdefault(label, {})[fmt] = summary["value"]
                 if fmt == config.formats[0]:
@@ -163,7 +160,6 @@ def run_bench(config: BenchConfig, targets: list[BenchTarget], progress: Callabl
         "seed": config.seed,
         "judges": [judge_label(s) for s in config.judges],
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "seconds": timings,
     }
     if len(config.formats) > 1:
         meta["formats"] = formats

@@ -220,25 +220,25 @@ def render_markdown(summaries: Summaries, overall: dict[str, dict[str, Any]], me
 
 
 def plot_bars(summaries: Summaries, path: Path) -> Path:
-    """Grouped bars: one group per benchmark, one bar (with CI whiskers) per judge."""
+    """Grouped horizontal bars: one group per benchmark (top to bottom), one bar with CI whiskers per judge."""
     judges = _judges(summaries)
     benches = list(summaries)
-    width = 0.8 / max(len(judges), 1)
-    fig = Figure(figsize=(max(6.0, 1.2 * len(benches) * max(1, len(judges)) ** 0.5 + 2), 4.5))
+    height = 0.8 / max(len(judges), 1)
+    fig = Figure(figsize=(8.0, max(3.0, 0.32 * len(benches) * max(1, len(judges)) ** 0.5 + 1.5)))
     ax = fig.add_subplot()
-    x = np.arange(len(benches))
+    y = np.arange(len(benches))
     for i, judge in enumerate(judges):
         got = [summaries[b].get(judge, {}) for b in benches]
         values = np.array([np.nan if s.get("value") is None else s["value"] for s in got], dtype=float)
         low = [s["value"] - s["ci_low"] if s.get("ci_low") is not None else 0.0 for s in got]
         high = [s["ci_high"] - s["value"] if s.get("ci_high") is not None else 0.0 for s in got]
-        ax.bar(x + (i - (len(judges) - 1) / 2) * width, np.nan_to_num(values), width, label=judge,
-               yerr=[np.maximum(low, 0), np.maximum(high, 0)], capsize=2)
+        ax.barh(y + (i - (len(judges) - 1) / 2) * height, np.nan_to_num(values), height, label=judge,
+                xerr=[np.maximum(low, 0), np.maximum(high, 0)], capsize=2)
     metrics = [next((s["metric"] for s in summaries[b].values() if "metric" in s), "") for b in benches]
-    ticks = [f"{b}\n({m})" for b, m in zip(benches, metrics, strict=True)]
-    ax.set_xticks(x, ticks, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("primary metric")
-    ax.axhline(0, color="black", linewidth=0.5)
+    ax.set_yticks(y, [f"{b} ({m})" for b, m in zip(benches, metrics, strict=True)], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("primary metric (accuracy, or Pearson r for absolute)")
+    ax.axvline(0, color="black", linewidth=0.5)
     ax.legend(fontsize=8, ncols=min(4, max(1, len(judges))), loc="lower center", bbox_to_anchor=(0.5, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
