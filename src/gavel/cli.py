@@ -178,8 +178,8 @@ def bench(
         console.print("[red]error:[/red] no benchmark could be loaded")
         raise typer.Exit(2)
     config = BenchConfig(judges=list(judges or [None]), out_dir=output, mode=mode, both_orders=both_orders,
-                         formats=chosen, injection=injection, limit=limit, seed=seed, max_new_tokens=max_new_tokens)
-    config.command = "gavel " + " ".join(sys.argv[1:])  # type: ignore[attr-defined]
+                         formats=chosen, injection=injection, limit=limit, seed=seed, max_new_tokens=max_new_tokens,
+                         command="gavel " + " ".join(sys.argv[1:]))
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console)
     with progress:

@@ -131,4 +131,4 @@ class LlamaCppBackend(Backend):
         )
 
     def close(self) -> None:
-        self.llm.close() if hasattr(self.llm, "close") else None
+        self.llm.close()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gavel.backends import load_backend
 from gavel.bench import registry
 from gavel.bench.baselines import BASELINES, baseline_rows
 from gavel.bench.metrics import injection_metrics, summarise
@@ -25,7 +26,7 @@ from gavel.bench.report import safe_name, write_report
 from gavel.judge.engine import Judge
 from gavel.judge.records import JudgeRecord, LoadedRow, Task
 from gavel.judge.result import Mode
-from gavel.judge.runner import repair_jsonl, run_records
+from gavel.judge.runner import run_records
 
 
 @dataclass
@@ -50,6 +51,7 @@ class BenchConfig:
     seed: int = 0
     max_new_tokens: int = 512
     baselines: bool = True
+    command: str | None = None  # recorded in the report
 
 
 def judge_label(spec: str | None) -> str:
@@ -96,7 +98,6 @@ def _judge_items(judge: Judge, records: list[JudgeRecord], path: Path,
     for error in summary.row_errors:
         print(f"row error: {error}")
     wanted = {r.id for r in records}
-    repair_jsonl(path)
     with path.open(encoding="utf-8") as handle:
         return [row for row in map(json.loads, handle) if row["id"] in wanted]
 
@@ -126,8 +127,6 @@ def run_bench(config: BenchConfig, targets: list[BenchTarget], progress: Callabl
             for target in targets:
                 path = config.out_dir / "items" / safe_name(target.name) / safe_name(label) / f"{fmt}.jsonl"
                 if backend is None:
-                    from gavel.backends import load_backend
-
                     backend = load_backend(spec)
                 judge = Judge(backend, mode=config.mode, template=fmt, both_orders=config.both_orders,
                               max_new_tokens=config.max_new_tokens)
@@ -163,5 +162,5 @@ def run_bench(config: BenchConfig, targets: list[BenchTarget], progress: Callabl
     }
     if len(config.formats) > 1:
         meta["formats"] = formats
-    write_report(config.out_dir, summaries, rows_by, meta | {"command": getattr(config, "command", None)})
+    write_report(config.out_dir, summaries, rows_by, meta | {"command": config.command})
     return summaries

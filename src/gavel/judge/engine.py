@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gavel.backends.base import Backend, Reply, Request
 from gavel.judge.parsing import extract_critique, parse_output
-from gavel.judge.records import JudgeRecord, Rubric, Task
+from gavel.judge.records import LABELS, JudgeRecord, Rubric, Task
 from gavel.judge.result import JudgeResult, Mode, Status, expected_score
 from gavel.judge.templates import TemplateError, TemplateSet, load_templates
 
@@ -231,12 +231,8 @@ def _verdict(request: Request, reply: Reply) -> tuple[str | None, Status]:
 
 
 def _task_of(labels: tuple[str, ...]) -> Task:
-    from gavel.judge.records import LABELS
-
     return next(task for task, allowed in LABELS.items() if allowed == labels)
 
 
 def _with_temperature(request: Request, temperature: float) -> Request:
-    from dataclasses import replace
-
     return replace(request, temperature=temperature)

@@ -300,8 +300,8 @@ def read_rows(source: str | Path) -> Iterator[LoadedRow]:
     """Read and validate every row of a JSONL/CSV/Parquet file or a Hugging Face dataset."""
     text = str(source)
     path = Path(text)
-    if text.startswith("hf:") or ((path.is_dir() and (path / "dataset_info.json").exists()) or
-                                  (path / "dataset_dict.json").exists()):
+    saved_dataset = (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()
+    if text.startswith("hf:") or saved_dataset:
         raw_rows = _read_hf(text)
     elif not path.exists():
         raise FileNotFoundError(f"{text}: no such file")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,7 +104,7 @@ def run_records(
     summary = RunSummary(output=output)
     done = repair_jsonl(output)
     seen: set[str] = set()
-    pending: list[tuple[int, JudgeRecord]] = []
+    pending: deque[tuple[int, JudgeRecord]] = deque()  # yielded to the judge, result not yet back
     start = time.perf_counter()
 
     def records() -> Iterator[JudgeRecord]:
@@ -128,7 +128,7 @@ def run_records(
     writer = JsonlAppender(output)
     try:
         for result in judge.judge_iter(records()):
-            row, record = pending.pop(0)
+            row, record = pending.popleft()
             if result.status is Status.error:
                 field_name = _longest_field(record) if (result.error or "").startswith("input is") else None
                 summary.row_errors.append(RowError(source=source, row=row, id=record.id, field=field_name,
