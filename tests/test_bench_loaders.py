@@ -12,7 +12,6 @@ import pytest
 
 from gavel.bench.loaders._util import (
     EMPTY_RESPONSE,
-    load_hub_or_local,
     parse_prometheus_rubric,
     place_pair,
     round_score,
@@ -20,6 +19,7 @@ from gavel.bench.loaders._util import (
 )
 from gavel.bench.loaders.pairwise import split_transcript
 from gavel.bench.registry import BenchmarkUnavailable, LoadContext, default_data_root, get
+from gavel.io import load_hub_or_local
 from gavel.judge.records import LABELS, JudgeRecord, Task
 
 DATA_ROOT = default_data_root()

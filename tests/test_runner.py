@@ -7,9 +7,10 @@ import json
 import pytest
 
 from gavel.backends.base import Backend, BackendInfo, Reply
+from gavel.io import repair_jsonl
 from gavel.judge.engine import Judge
 from gavel.judge.result import Status
-from gavel.judge.runner import errors_path, repair_jsonl, run_file, write_errors
+from gavel.judge.runner import errors_path, run_file, write_errors
 
 
 class CountingBackend(Backend):

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gavel.io import DataUnavailable
 from gavel.judge.records import JudgeRecord, Task
 
 DATA_ROOT_ENV = "GAVEL_DATA_ROOT"
@@ -19,8 +20,8 @@ PRIMARY_METRIC: dict[Task, str] = {
 }
 
 
-class BenchmarkUnavailable(RuntimeError):
-    """The benchmark's data is neither under the data root nor reachable on the hub."""
+#: The benchmark's data is neither under the data root nor reachable on the hub.
+BenchmarkUnavailable = DataUnavailable
 
 
 @dataclass(frozen=True)

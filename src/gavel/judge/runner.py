@@ -8,15 +8,13 @@ of the output, so a re-run retries them; ids already in the output are skipped.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from gavel.io import JsonlAppender, repair_jsonl
 from gavel.judge.engine import Judge
 from gavel.judge.records import JudgeRecord, LoadedRow, RowError, read_rows
 from gavel.judge.result import JudgeResult, Status, output_row
@@ -45,46 +43,6 @@ class RunSummary:
     @property
     def tokens_per_s(self) -> float:
         return (self.prompt_tokens + self.completion_tokens) / self.seconds if self.seconds else 0.0
-
-
-def repair_jsonl(path: Path) -> set[str]:
-    """Cut a torn last line off `path` and return the ids of the complete lines."""
-    if not path.exists():
-        return set()
-    data = path.read_bytes()
-    keep = data.rfind(b"\n") + 1 if not data.endswith(b"\n") else len(data)
-    if keep != len(data):
-        with path.open("r+b") as handle:
-            handle.truncate(keep)
-    done = set()
-    for line in data[:keep].splitlines():
-        if line.strip():
-            try:
-                done.add(str(json.loads(line)["id"]))
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue
-    return done
-
-
-class JsonlAppender:
-    """Appends whole lines to a JSONL file (one write per line, flushed and fsynced per batch)."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-
-    def write(self, row: dict[str, Any]) -> None:
-        data = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
-        written = os.write(self.fd, data)
-        while written < len(data):  # short writes are rare; finish the line
-            written += os.write(self.fd, data[written:])
-
-    def sync(self) -> None:
-        os.fsync(self.fd)
-
-    def close(self) -> None:
-        os.fsync(self.fd)
-        os.close(self.fd)
 
 
 def errors_path(output: Path) -> Path:

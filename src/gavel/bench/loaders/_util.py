@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import functools
-import gzip
-import json
 import logging
 import math
-import os
 import random
 import re
-import socket
-import urllib.parse
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gavel.bench.registry import BenchmarkUnavailable, LoadContext
+from gavel.bench.registry import LoadContext
 from gavel.judge.records import JudgeRecord, validate_row
 
 log = logging.getLogger(__name__)
@@ -25,51 +19,7 @@ log = logging.getLogger(__name__)
 EMPTY_RESPONSE = "(empty response)"
 
 
-# --- reading files ---------------------------------------------------------------------------------
-
-
-def read_json(path: Path) -> Any:
-    """A whole JSON document."""
-    with path.open(encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Every non-blank line of a JSON Lines file (``.gz`` is decompressed)."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
-def read_parquet(path: Path) -> list[dict[str, Any]]:
-    """A Parquet file as plain Python rows (no numpy scalars)."""
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path).to_pylist()
-
-
-def read_saved_dataset(path: Path, split: str) -> list[dict[str, Any]]:
-    """A folder written by ``Dataset.save_to_disk`` (or ``DatasetDict.save_to_disk``)."""
-    import datasets
-
-    loaded = datasets.load_from_disk(str(path))
-    if isinstance(loaded, datasets.DatasetDict):
-        loaded = loaded[split] if split in loaded else next(iter(loaded.values()))
-    return [dict(row) for row in loaded]
-
-
-def read_any(path: Path, split: str = "test") -> list[dict[str, Any]]:
-    """Rows of a JSONL, JSON array, Parquet file or a saved dataset folder."""
-    if path.is_dir():
-        return read_saved_dataset(path, split)
-    if path.suffix == ".parquet":
-        return read_parquet(path)
-    if path.suffix == ".json":
-        data = read_json(path)
-        if not isinstance(data, list):
-            raise ValueError(f"{path}: expected a JSON array of rows")
-        return data
-    return read_jsonl(path)
+# --- where local copies live ----------------------------------------------------------------------
 
 
 def local_candidates(ctx: LoadContext, folder: str, stem: str) -> list[Path]:
@@ -78,73 +28,6 @@ def local_candidates(ctx: LoadContext, folder: str, stem: str) -> list[Path]:
         return []
     base = ctx.data_root / folder
     return [base / f"{stem}.jsonl", base / f"{stem}.json", base / f"{stem}.parquet", base / stem]
-
-
-def hub_offline() -> bool:
-    """True when the environment asks ``datasets`` not to reach the hub, or the hub's host does not resolve.
-
-    The look-up spares a user without network the retries `datasets` makes before it gives up.
-    """
-    if any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
-           for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
-        return True
-    return not _hub_resolves()
-
-
-@functools.cache
-def _hub_resolves() -> bool:
-    host = urllib.parse.urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or ""
-    try:
-        socket.getaddrinfo(host, 443)
-    except OSError:
-        return False
-    return True
-
-
-def load_hub_or_local(
-    hub_name: str, config: str | None, split: str, local: Sequence[Path]
-) -> list[dict[str, Any]]:
-    """Rows from the first local copy that exists, else from the hub (unless offline).
-
-    Raises BenchmarkUnavailable naming both places tried.
-    """
-    rows = read_first_local(local, split)
-    if rows is not None:
-        return rows
-    if hub_offline():
-        reason = "HF_HUB_OFFLINE is set"
-    else:
-        try:
-            import datasets
-
-            dataset = datasets.load_dataset(hub_name, config, split=split)
-            return [dict(row) for row in dataset]
-        except Exception as exc:  # the hub raises many kinds of errors; all mean "not reachable"
-            reason = f"{type(exc).__name__}: {exc}"
-    where = ", ".join(str(p) for p in local) or "(no data root)"
-    hub = f"{hub_name}" + (f" config {config}" if config else "") + f" split {split}"
-    raise BenchmarkUnavailable(f"no local copy ({where}) and hub dataset {hub} unavailable ({reason})")
-
-
-def read_first_local(local: Sequence[Path], split: str) -> list[dict[str, Any]] | None:
-    """Rows of the first candidate that exists (file or saved dataset folder), or None."""
-    for path in local:
-        if path.is_file() or _is_saved_dataset(path):
-            return read_any(path, split)
-    return None
-
-
-def load_local_only(local: Sequence[Path], split: str, why: str) -> list[dict[str, Any]]:
-    """Rows of the first local copy that exists; BenchmarkUnavailable (with ``why``) when none does."""
-    rows = read_first_local(local, split)
-    if rows is None:
-        where = ", ".join(str(p) for p in local) or "(no data root)"
-        raise BenchmarkUnavailable(f"no local copy ({where}); {why}")
-    return rows
-
-
-def _is_saved_dataset(path: Path) -> bool:
-    return (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()
 
 
 # --- building records ------------------------------------------------------------------------------

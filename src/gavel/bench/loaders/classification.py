@@ -20,8 +20,8 @@ import csv
 import json
 from typing import Any
 
-from gavel.bench.loaders._util import read_jsonl
 from gavel.bench.registry import LoadContext, register
+from gavel.io import read_jsonl
 from gavel.judge.records import JudgeRecord, Task
 
 _SUPPORT_RUBRIC = {

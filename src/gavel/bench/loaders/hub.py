@@ -11,16 +11,9 @@ import json
 from collections import Counter
 from typing import Any
 
-from gavel.bench.loaders._util import (
-    build_records,
-    load_hub_or_local,
-    load_local_only,
-    local_candidates,
-    place_pair,
-    round_score,
-    text_or_empty,
-)
+from gavel.bench.loaders._util import build_records, local_candidates, place_pair, round_score, text_or_empty
 from gavel.bench.registry import LoadContext, register
+from gavel.io import load_hub_or_local, load_local_only
 from gavel.judge.records import JudgeRecord, Task
 
 #: RewardBench's four reported sections, by subset (the paper averages section scores).

@@ -9,16 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gavel.bench.loaders._util import (
-    build_records,
-    place_pair,
-    prometheus_parts,
-    read_json,
-    read_jsonl,
-    slug,
-    text_or_empty,
-)
+from gavel.bench.loaders._util import build_records, place_pair, prometheus_parts, slug, text_or_empty
 from gavel.bench.registry import LoadContext, register
+from gavel.io import read_json, read_jsonl
 from gavel.judge.records import JudgeRecord, Task
 
 LLMBAR_RUBRIC = (

@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gavel.bench.loaders._util import build_records, mean_score, prometheus_parts, read_json, round_score
+from gavel.bench.loaders._util import build_records, mean_score, prometheus_parts, round_score
 from gavel.bench.registry import BenchmarkUnavailable, LoadContext, register
+from gavel.io import read_json
 from gavel.judge.records import JudgeRecord, Task
 
 
