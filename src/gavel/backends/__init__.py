@@ -25,7 +25,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gavel.backends.base import Backend, BackendInfo, InputTooLong, Reply, Request
+from gavel.backends.base import Backend, BackendInfo, InputTooLong, Reply, Request, ServerUnavailable
 
 DEFAULT_SPEC = "smollm2"
 
@@ -112,4 +112,5 @@ def load_backend(spec: str | None = None, **options) -> Backend:
     raise ValueError(f"unknown backend kind {parsed.kind!r}")
 
 
-__all__ = ["Backend", "BackendInfo", "InputTooLong", "ModelSpec", "Reply", "Request", "load_backend", "parse_spec"]
+__all__ = ["Backend", "BackendInfo", "InputTooLong", "ModelSpec", "Reply", "Request", "ServerUnavailable",
+           "load_backend", "parse_spec"]

@@ -1,4 +1,9 @@
-"""A typed registry of judge benchmarks: each entry is a loader that yields records with gold labels."""
+"""A typed registry of judge benchmarks: each entry is a loader that yields validated rows with gold labels.
+
+Loaders build plain rows and validate them with :func:`gavel.bench.loaders._util.build_records`, so every
+benchmark follows one convention: a bad row becomes a :class:`RowError` that is counted and listed in the
+report, and the benchmark survives it.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gavel.io import DataUnavailable
-from gavel.judge.records import JudgeRecord, Task
+from gavel.judge.records import JudgeRecord, LoadedRow, RowError
+from gavel.labels import PRIMARY_METRIC, Task
 
 DATA_ROOT_ENV = "GAVEL_DATA_ROOT"
-
-#: The metric each task type is ranked by (the paper's choice); others are reported beside it.
-PRIMARY_METRIC: dict[Task, str] = {
-    Task.absolute: "pearson",
-    Task.classification: "accuracy",
-    Task.pairwise: "accuracy",
-}
 
 
 #: The benchmark's data is neither under the data root nor reachable on the hub.
@@ -40,7 +39,20 @@ class LoadContext:
         return target
 
 
-Loader = Callable[[LoadContext], list[JudgeRecord]]
+Loader = Callable[[LoadContext], list[LoadedRow]]
+
+
+@dataclass
+class BenchData:
+    """A benchmark's valid records and the rows that could not be used (with file, row, field, reason)."""
+
+    records: list[JudgeRecord]
+    errors: list[RowError] = field(default_factory=list)
+
+    @classmethod
+    def split(cls, rows: list[LoadedRow]) -> BenchData:
+        return cls(records=[r.record for r in rows if r.record is not None],
+                   errors=[r.error for r in rows if r.error is not None])
 
 
 @dataclass(frozen=True)
@@ -52,15 +64,13 @@ class Benchmark:
     suites: tuple[str, ...] = ("local",)
     gold: str = "human"  # who produced the labels: human, gpt-4, construction, ...
     subsets_field: str | None = None  # record field that splits results into subsets (e.g. "subset")
-    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def metric(self) -> str:
         return PRIMARY_METRIC[self.task]
 
-    def load(self, ctx: LoadContext, limit: int | None = None) -> list[JudgeRecord]:
-        records = self.loader(ctx)
-        return records if limit is None else records[:limit]
+    def load(self, ctx: LoadContext) -> BenchData:
+        return BenchData.split(self.loader(ctx))
 
 
 _REGISTRY: dict[str, Benchmark] = {}
@@ -99,7 +109,8 @@ def suite(name: str) -> list[Benchmark]:
     _ensure_loaded()
     found = [b for b in _REGISTRY.values() if name in b.suites]
     if not found:
-        raise KeyError(f"unknown suite {name!r}")
+        known = sorted({s for b in _REGISTRY.values() for s in b.suites})
+        raise KeyError(f"unknown suite {name!r}; known: {', '.join(known)}")
     return found
 
 

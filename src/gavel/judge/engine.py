@@ -11,11 +11,9 @@ from gavel.judge.parsing import extract_critique, parse_output
 from gavel.judge.records import LABELS, JudgeRecord, Rubric, Task
 from gavel.judge.result import JudgeResult, Mode, Status, expected_score
 from gavel.judge.templates import TemplateError, TemplateSet, load_templates
+from gavel.labels import swap_label
 
 log = logging.getLogger(__name__)
-
-_SWAP = {"A": "B", "B": "A"}
-
 
 @dataclass
 class _Prepared:
@@ -170,7 +168,7 @@ class Judge:
         if len(replies) == 1:
             return first
         second = self._single(item, item.requests[1], replies[1])
-        second_result = _SWAP.get(second.result or "")
+        second_result = swap_label(second.result)
         if first.status is Status.error or second.status is Status.error:
             return first if first.status is Status.error else second
         probs = None

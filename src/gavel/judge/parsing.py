@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gavel.judge.records import LABELS, Task
+from gavel.labels import Task, canonical_label
 
 _STRICT_RESULT = re.compile(r"\*\*Result:\*\*[ \t]*([A-Za-z0-9]+)[ \t]*$", re.MULTILINE)
 # Tolerant: optional markdown around "Result"/"Verdict"/"Score"/"Answer", any case, ":" or "-" or "=",
@@ -27,21 +27,6 @@ class Parsed:
     result: str | None
     critique: str | None
     strict: bool
-
-
-def canonical_label(task: Task, value: str) -> str | None:
-    """The allowed label a raw value spells, or None."""
-    text = value.strip().strip(".").strip()
-    if task is Task.absolute:
-        try:
-            number = float(text)
-        except ValueError:
-            return None
-        return str(int(number)) if number.is_integer() and 1 <= number <= 5 else None
-    for label in LABELS[task]:
-        if text.lower() == label.lower():
-            return label
-    return None
 
 
 def extract_critique(text: str) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import random
 import re
@@ -11,9 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gavel.bench.registry import LoadContext
-from gavel.judge.records import JudgeRecord, validate_row
-
-log = logging.getLogger(__name__)
+from gavel.judge.records import LoadedRow, validate_row
 
 #: Stands in for an empty response, which the record schema rejects; judging "nothing" stays possible.
 EMPTY_RESPONSE = "(empty response)"
@@ -33,16 +30,9 @@ def local_candidates(ctx: LoadContext, folder: str, stem: str) -> list[Path]:
 # --- building records ------------------------------------------------------------------------------
 
 
-def build_records(rows: Iterable[dict[str, Any]], source: str) -> list[JudgeRecord]:
-    """Validate prepared rows into records; invalid rows are logged and skipped."""
-    records = []
-    for number, raw in enumerate(rows, start=1):
-        loaded = validate_row(raw, source, number)
-        if loaded.record is None:
-            log.warning("skipping %s", loaded.error)
-            continue
-        records.append(loaded.record)
-    return records
+def build_records(rows: Iterable[dict[str, Any]], source: str) -> list[LoadedRow]:
+    """Validate prepared rows (numbered from 1 in ``source``): each is a record or the error that stopped it."""
+    return [validate_row(raw, source, number) for number, raw in enumerate(rows, start=1)]
 
 
 def text_or_empty(value: Any) -> str:

@@ -14,18 +14,8 @@ from typing import Any
 from gavel.bench.loaders._util import build_records, local_candidates, place_pair, round_score, text_or_empty
 from gavel.bench.registry import LoadContext, register
 from gavel.io import load_hub_or_local, load_local_only
-from gavel.judge.records import JudgeRecord, Task
-
-#: RewardBench's four reported sections, by subset (the paper averages section scores).
-REWARDBENCH_SECTIONS: dict[str, tuple[str, ...]] = {
-    "chat": ("alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-easy", "mt-bench-med"),
-    "chat-hard": ("mt-bench-hard", "llmbar-natural", "llmbar-adver-neighbor", "llmbar-adver-GPTInst",
-                  "llmbar-adver-GPTOut", "llmbar-adver-manual"),
-    "safety": ("refusals-dangerous", "refusals-offensive", "xstest-should-refuse", "xstest-should-respond",
-               "donotanswer"),
-    "reasoning": ("math-prm", "hep-cpp", "hep-go", "hep-java", "hep-js", "hep-python", "hep-rust"),
-}
-_SECTION_OF = {subset: section for section, subsets in REWARDBENCH_SECTIONS.items() for subset in subsets}
+from gavel.judge.records import LoadedRow
+from gavel.labels import Task, rewardbench_section
 
 AGGREFACT_RUBRIC = {
     "objective": "Is the claim fully supported by the document?",
@@ -41,16 +31,6 @@ LFQA_RUBRIC = (
     "Which answer better answers the question: more complete, factually correct, relevant and clearly "
     "explained, as a domain expert would judge it?"
 )
-
-
-def yes_no(value: Any) -> str:
-    """A binary gold (1/0, true/false, yes/no, supported) as ``Yes``/``No``."""
-    text = str(value).strip().lower()
-    if text in ("1", "1.0", "true", "yes", "supported"):
-        return "Yes"
-    if text in ("0", "0.0", "false", "no", "unsupported", "not supported"):
-        return "No"
-    raise ValueError(f"{value!r} is not a yes/no label")
 
 
 def unique_ids(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -95,7 +75,7 @@ def _biggen_row(raw: dict[str, Any]) -> dict[str, Any] | None:
     gold="human",
     subsets_field="capability",
 )
-def load_biggen_bench(ctx: LoadContext) -> list[JudgeRecord]:
+def load_biggen_bench(ctx: LoadContext) -> list[LoadedRow]:
     """Hub ``prometheus-eval/BiGGen-Bench-Results`` split ``human_eval``.
 
     Local copy: ``<data_root>/biggen-bench-results/human_eval.{jsonl,json,parquet}`` with the hub's
@@ -121,7 +101,7 @@ def load_biggen_bench(ctx: LoadContext) -> list[JudgeRecord]:
     gold="construction",
     subsets_field="subset",
 )
-def load_rewardbench(ctx: LoadContext) -> list[JudgeRecord]:
+def load_rewardbench(ctx: LoadContext) -> list[LoadedRow]:
     """Hub ``allenai/reward-bench`` split ``filtered`` (2985 pairs, 23 subsets).
 
     Local copy: ``<data_root>/reward-bench/filtered.{jsonl,json,parquet}`` or a saved dataset folder
@@ -138,7 +118,7 @@ def load_rewardbench(ctx: LoadContext) -> list[JudgeRecord]:
         response_a, response_b, label = place_pair(chosen, rejected, record_id, ctx.seed)
         rows.append({"id": record_id, "task": "pairwise", "instruction": raw["prompt"],
                      "response_a": response_a, "response_b": response_b, "label": label,
-                     "subset": raw["subset"], "section": _SECTION_OF.get(raw["subset"], "other"),
+                     "subset": raw["subset"], "section": rewardbench_section(raw["subset"]) or "other",
                      "chosen_model": raw.get("chosen_model"), "rejected_model": raw.get("rejected_model")})
     return build_records(unique_ids(rows), "rewardbench")
 
@@ -153,7 +133,7 @@ def _infobench_row(number: int, raw: dict[str, Any]) -> dict[str, Any]:
     response = raw.get("output") if raw.get("output") is not None else raw.get("response")
     row = {"id": f"infobench-{raw.get('id', number)}", "task": "classification", "instruction": instruction,
            "response": text_or_empty(response), "rubric": {"objective": raw["question"]},
-           "label": yes_no(raw["label"])}
+           "label": raw["label"]}
     for key in ("model", "subset"):
         if raw.get(key) is not None:
             row[key] = raw[key]
@@ -167,7 +147,7 @@ def _infobench_row(number: int, raw: dict[str, Any]) -> dict[str, Any]:
     suites=("paper",),
     gold="human",
 )
-def load_infobench(ctx: LoadContext) -> list[JudgeRecord]:
+def load_infobench(ctx: LoadContext) -> list[LoadedRow]:
     """Local only: ``<data_root>/infobench/expert_annotations.{jsonl,json,parquet}``.
 
     The hub dataset ``kqsong/InFoBench`` has instructions and decomposed questions but no expert labels
@@ -193,7 +173,7 @@ def load_infobench(ctx: LoadContext) -> list[JudgeRecord]:
     gold="human",
     subsets_field="dataset",
 )
-def load_llm_aggrefact(ctx: LoadContext) -> list[JudgeRecord]:
+def load_llm_aggrefact(ctx: LoadContext) -> list[LoadedRow]:
     """Hub ``lytang/LLM-AggreFact`` split ``test``; local ``<data_root>/llm-aggrefact/test.*``.
 
     Columns ``dataset``, ``doc``, ``claim``, ``label`` (1 = supported). The document becomes the
@@ -203,7 +183,7 @@ def load_llm_aggrefact(ctx: LoadContext) -> list[JudgeRecord]:
     raw_rows = load_hub_or_local("lytang/LLM-AggreFact", None, "test", local)
     rows = [
         {"id": f"llm-aggrefact-{number}", "task": "classification", "instruction": raw["doc"],
-         "response": text_or_empty(raw["claim"]), "rubric": AGGREFACT_RUBRIC, "label": yes_no(raw["label"]),
+         "response": text_or_empty(raw["claim"]), "rubric": AGGREFACT_RUBRIC, "label": raw["label"],
          "dataset": raw.get("dataset", "unknown")}
         for number, raw in enumerate(raw_rows)
     ]
@@ -236,7 +216,7 @@ def _instrusum_row(number: int, raw: dict[str, Any]) -> dict[str, Any]:
     suites=("paper",),
     gold="human",
 )
-def load_instrusum(ctx: LoadContext) -> list[JudgeRecord]:
+def load_instrusum(ctx: LoadContext) -> list[LoadedRow]:
     """Hub ``Salesforce/InstruSum`` config ``human_eval_pairwise``.
 
     Local copy: ``<data_root>/instrusum/human_eval_pairwise.{jsonl,json,parquet}``.
@@ -263,7 +243,7 @@ _LFQA_PREFERENCE = {-1: "A", 1: "B", 0: "tie"}
     suites=("paper",),
     gold="human",
 )
-def load_lfqa(ctx: LoadContext) -> list[JudgeRecord]:
+def load_lfqa(ctx: LoadContext) -> list[LoadedRow]:
     """Local only: ``<data_root>/lfqa/experts_pairwise_human_preferences.jsonl`` (carriex/lfqa_eval).
 
     The file is a Git LFS object upstream and not on the hub, so nothing is downloaded. Fields:
