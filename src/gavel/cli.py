@@ -130,7 +130,9 @@ def bench(
                                               "paper (the paper's 11).")] = None,
     benchmarks: Annotated[str | None, typer.Option("--benchmarks", "-b", help="Comma-separated names.")] = None,
     data: Annotated[list[Path] | None, typer.Option(
-        "--data", help="A labelled JSONL file in the record schema (repeatable); named by its stem.")] = None,
+        "--data", help="A labelled JSONL file in the record schema (repeatable); named by its stem. Bad rows "
+        "are counted and listed in the report; the others are used.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Refuse a --data file with any bad row.")] = False,
     data_root: Annotated[Path | None, typer.Option(
         help="Folder of benchmark data (default: $GAVEL_DATA_ROOT, else ../shared/data/benchmarks).")] = None,
     limit: Annotated[int | None, typer.Option(help="At most N items per benchmark (a seeded sample).")] = None,
@@ -147,11 +149,14 @@ def bench(
 ) -> None:
     """Benchmark judges: per-item JSONL, DIR/results.json, DIR/report.md and plots.
 
-    Metrics: Pearson r (absolute), accuracy (classification, pairwise), with bootstrap 95% CIs,
+    Metrics: Pearson r (absolute), accuracy (classification, pairwise), with BCa bootstrap 95% CIs,
     parse-failure rates and no-model baselines (random, always-a, longer-wins) beside every judge.
+
+    Exit codes: 0 done; 1 the run stopped (a server went down; re-run to resume); 2 usage error.
     """
     import sys
 
+    from gavel.backends import ServerUnavailable, parse_spec
     from gavel.bench import registry
     from gavel.bench.harness import BenchConfig, load_targets, run_bench
     from gavel.bench.probes import FORMATS
@@ -160,35 +165,44 @@ def bench(
     if list_:
         _print_benchmarks(registry.all_benchmarks(), root)
         return
-    names = [b.strip() for b in benchmarks.split(",") if b.strip()] if benchmarks else []
-    if suite or not (names or data):
-        names += [b.name for b in registry.suite(suite or "local") if b.name not in names]
     chosen = FORMATS if formats == "all" else tuple(f.strip() for f in formats.split(","))
     try:
-        from gavel.backends import parse_spec
-
+        names = [b.strip() for b in benchmarks.split(",") if b.strip()] if benchmarks else []
+        if suite or not (names or data):
+            names += [b.name for b in registry.suite(suite or "local") if b.name not in names]
         for spec in judges or []:
             parse_spec(spec)  # a typo in a spec fails now, not after the first benchmark
-        targets = load_targets(names, list(data or []), root, limit, seed,
+        targets = load_targets(names, list(data or []), root, limit, seed, strict=strict,
                                warn=lambda m: console.print(f"[yellow]{m}[/yellow]"))
     except (KeyError, ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {exc.args[0] if isinstance(exc, KeyError) else exc}")
         raise typer.Exit(2) from None
     if not targets:
         console.print("[red]error:[/red] no benchmark could be loaded")
         raise typer.Exit(2)
+    for target in targets:
+        if target.row_errors:
+            console.print(f"[yellow]{target.name}: {len(target.row_errors)} bad row(s) left out "
+                          f"(listed in the report), e.g. {target.row_errors[0]}[/yellow]")
     config = BenchConfig(judges=list(judges or [None]), out_dir=output, mode=mode, both_orders=both_orders,
                          formats=chosen, injection=injection, limit=limit, seed=seed, max_new_tokens=max_new_tokens,
                          command="gavel " + " ".join(sys.argv[1:]))
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console)
-    with progress:
-        def start(label: str, total: int):
-            task = progress.add_task(label, total=total)
-            return lambda: progress.advance(task)
+    try:
+        with progress:
+            def start(label: str, total: int):
+                task = progress.add_task(label, total=total)
+                return lambda: progress.advance(task)
 
-        summaries = run_bench(config, targets, progress=start)
-    _print_bench(summaries)
+            results = run_bench(config, targets, progress=start)
+    except ServerUnavailable as exc:
+        console.print(f"[red]error:[/red] {exc}; the results so far are in {output}")
+        raise typer.Exit(1) from None
+    except (ValueError, RuntimeError, ImportError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    _print_bench(results)
     console.print(f"report: {output / 'report.md'}  results: {output / 'results.json'}")
 
 
@@ -200,22 +214,23 @@ def _print_benchmarks(benchmarks, root) -> None:
         table.add_column(column)
     for bench in sorted(benchmarks.values(), key=lambda b: (b.task.value, b.name)):
         try:
-            items = str(len(bench.load(LoadContext(root))))
+            items = str(len(bench.load(LoadContext(root)).records))
         except (BenchmarkUnavailable, OSError) as exc:
             items = f"unavailable ({str(exc)[:40]}…)"
         table.add_row(bench.name, bench.task.value, ",".join(bench.suites), bench.gold, items, bench.description)
     Console(width=200).print(table)
 
 
-def _print_bench(summaries) -> None:
+def _print_bench(results) -> None:
     table = Table(title="gavel bench")
     for column in ("benchmark", "judge", "metric", "value", "95% CI", "n", "parse fail"):
         table.add_column(column)
-    for bench, per_judge in summaries.items():
-        for judge_name, s in per_judge.items():
-            value = "-" if s.get("value") is None else f"{s['value']:.3f}"
-            ci = "-" if s.get("ci_low") is None else f"{s['ci_low']:.3f}-{s['ci_high']:.3f}"
-            table.add_row(bench, judge_name, s["metric"], value, ci, str(s["n"]), f"{s['parse_failure_rate']:.1%}")
+    for bench, entry in results.benchmarks.items():
+        for judge_name, s in entry.judges.items():
+            value = "-" if s.value is None else f"{s.value:.3f}"
+            ci = "-" if s.ci_low is None or s.ci_high is None else f"{s.ci_low:.3f}-{s.ci_high:.3f}"
+            failed = "-" if s.parse_failure_rate is None else f"{s.parse_failure_rate:.1%}"
+            table.add_row(bench, judge_name, s.metric, value, ci, str(s.n), failed)
     console.print(table)
 
 
