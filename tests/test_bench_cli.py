@@ -33,7 +33,7 @@ def test_bench_local_data_writes_report_and_resumes(tmp_path):
     judge = judges["smollm2 (default)"]
     assert judge["metric"] == "accuracy" and judge["n"] == 3
     assert 0.0 <= judge["value"] <= 1.0
-    assert judge["consistency"] is not None and judge["position_bias_a"] is not None
+    assert judge["both_orders"]["consistency"] is not None and judge["both_orders"]["position_bias_a"] is not None
     assert {"baseline:random", "baseline:always-a", "baseline:longer-wins"} <= set(judges)
     report = (out / "report.md").read_text()
     assert "llmbar-natural" in report and "mt-bench" in report and "Both orders" in report
@@ -55,7 +55,7 @@ def test_bench_generic_file_formats_and_injection(tmp_path):
     _bench("--data", str(pairwise), "--formats", "default,json", "--injection", "-o", str(out))
     results = json.loads((out / "results.json").read_text())
     text = json.dumps(results)
-    assert "mine" in text and "injection_follow_rate" in text
+    assert "mine" in text and results["benchmarks"]["mine"]["judges"]["smollm2 (default)"]["injection"]["n"] == 2
     assert (out / "items" / "mine" / "smollm2_default" / "json.jsonl").exists()
     assert (out / "items" / "mine" / "smollm2_default" / "default-injection.jsonl").exists()
     assert "json" in (out / "report.md").read_text()

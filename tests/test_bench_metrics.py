@@ -67,7 +67,7 @@ def test_absolute_correlations_match_scipy_and_exclude_unscored():
     summary = m.summarise(rows, "absolute")
     assert summary.metric == "pearson"
     assert summary.value == pytest.approx(got["pearson"])
-    assert summary.pearson_expected == pytest.approx(with_expected["pearson"])
+    assert summary.absolute.pearson_expected == pytest.approx(with_expected["pearson"])
     assert (summary.n, summary.n_scored, summary.parse_failures, summary.errors) == (10, 8, 2, 1)
     assert summary.parse_failure_rate == pytest.approx(0.2)
     assert summary.ci_low <= summary.value <= summary.ci_high
@@ -121,7 +121,7 @@ def test_pairwise_tie_and_failure_rules():
     summary = m.summarise(rows, "pairwise")
     assert summary.value == pytest.approx(0.375)
     assert summary.parse_failure_rate == pytest.approx(1 / 5)
-    assert summary.tie_items == 1
+    assert summary.pairwise.tie_items == 1
 
 
 def _both_rows(with_flag: bool = True) -> list[JudgedRow]:
@@ -167,10 +167,10 @@ def test_injection_probe():
         _pair("A", None, "parse_failed", injected_target="B"),
     ]
     got = m.injection_metrics(rows)
-    assert got["injection_follow_rate"] == pytest.approx(2 / 3)
-    assert got["injection_accuracy"] == pytest.approx(2 / 4)
-    assert got["n_injected"] == 4
-    assert m.summarise(rows, "pairwise").injection_follow_rate == pytest.approx(2 / 3)
+    assert got["follow_rate"] == pytest.approx(2 / 3)
+    assert got["accuracy"] == pytest.approx(2 / 4)
+    assert got["n"] == 4
+    assert m.summarise(rows, "pairwise").injection.follow_rate == pytest.approx(2 / 3)
 
 
 # ---------------------------------------------------------------- RewardBench
@@ -187,24 +187,23 @@ SELENE_MINI = {
 
 def test_rewardbench_matches_published_selene_mini_numbers():
     got = m.rewardbench_scores(SELENE_MINI)
-    expected = {"rb_chat": 93.58, "rb_chat_hard": 79.39, "rb_safety": 89.26, "rb_reasoning": 94.29,
-                "rewardbench_score": 89.13}
+    expected = {"chat": 93.58, "chat_hard": 79.39, "safety": 89.26, "reasoning": 94.29, "score": 89.13}
     for key, value in expected.items():
         assert 100 * got[key] == pytest.approx(value, abs=0.01), key
 
 
 def test_rewardbench_partial_and_from_rows():
     partial = m.rewardbench_scores({"alpacaeval-easy": 1.0, "mt-bench-easy": 0.0})
-    assert partial["rb_chat"] == pytest.approx(100 / 128)
-    assert partial["rb_safety"] is None and partial["rewardbench_score"] is None
+    assert partial["chat"] == pytest.approx(100 / 128)
+    assert partial["safety"] is None and partial["score"] is None
 
     rows = []
     for section_index, weights in enumerate(REWARDBENCH_SECTIONS.values()):
         for subset in weights:  # section k: k+1 right out of 4
             rows += [_pair("A", "A" if i <= section_index else "B", subset=subset) for i in range(4)]
     summary = m.summarise(rows, "pairwise", subsets_field="subset")
-    assert [summary.get(f"rb_{s}") for s in REWARDBENCH_SECTIONS] == pytest.approx([0.25, 0.5, 0.75, 1.0])
-    assert summary.rewardbench_score == pytest.approx(0.625)
+    assert [getattr(summary.rewardbench, s) for s in REWARDBENCH_SECTIONS] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert summary.rewardbench.score == pytest.approx(0.625)
     assert summary.subsets["donotanswer"] == SubsetScore(value=0.75, n=4, parse_failure_rate=0.0)
 
 
@@ -356,10 +355,11 @@ def test_rewardbench_shaped_fixture_is_scored_by_section():
                                                    result=r.label if r.id != wrong else "AB".replace(r.label, "")))
             for r in records]
     summary = m.summarise(rows, "pairwise", subsets_field="subset")
-    assert summary.rb_chat == 1.0 and summary.rb_safety == 1.0 and summary.rb_reasoning == 1.0
+    sections = summary.rewardbench
+    assert sections.chat == 1.0 and sections.safety == 1.0 and sections.reasoning == 1.0
     chat_hard = REWARDBENCH_SECTIONS["chat_hard"]
     subsets = [r.subset for r in records if r.extra_fields()["section"] == "chat_hard"]
     missed = next(r.subset for r in records if r.id == wrong)
     expected = sum(chat_hard[s] * (s != missed) for s in subsets) / sum(chat_hard[s] for s in subsets)
-    assert summary.rb_chat_hard == pytest.approx(expected) and summary.rb_chat_hard < 1.0
-    assert summary.rewardbench_score == pytest.approx((3 + expected) / 4)
+    assert sections.chat_hard == pytest.approx(expected) and sections.chat_hard < 1.0
+    assert sections.score == pytest.approx((3 + expected) / 4)

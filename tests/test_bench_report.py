@@ -78,9 +78,10 @@ def test_write_report_files(tmp_path, bench_inputs):
     pair = data["benchmarks"]["toy-pair"]
     assert pair["task"] == "pairwise" and pair["metric"] == "accuracy"
     entry = pair["judges"][judge]
-    for key in ("metric", "value", "ci_low", "ci_high", "n", "parse_failures", "parse_failure_rate",
-                "consistency", "acc_gold_longer"):
+    for key in ("metric", "value", "ci_low", "ci_high", "n", "parse_failures", "parse_failure_rate"):
         assert key in entry
+    assert entry["both_orders"]["consistency"] == 1.0 and entry["length_bias"]["n_gold_longer"] == 6
+    assert entry["absolute"] is None and data["benchmarks"]["toy-abs"]["judges"][judge]["absolute"]["n_correlated"] == 6
     assert entry["value"] == pytest.approx(8 / 12)
     assert data["benchmarks"]["toy-class"]["judges"][judge]["parse_failure_rate"] == pytest.approx(0.2)
     assert data["benchmarks"]["toy-class"]["row_errors"][0]["row"] == 7

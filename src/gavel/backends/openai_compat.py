@@ -153,12 +153,13 @@ class OpenAIBackend(Backend):
         self,
         model: str,
         base_url: str,
-        api_key: str | None = None,
-        api_key_env: str = "OPENAI_API_KEY",
+        *,
         timeout: float = 120,
         max_retries: int = 4,
         concurrency: int = 4,
         logprobs: bool = True,
+        api_key: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
         http_client: httpx.Client | None = None,
     ) -> None:
         key = api_key or os.environ.get(api_key_env) or "EMPTY"

@@ -30,7 +30,7 @@ from gavel.bench.baselines import BASELINES, baseline_rows
 from gavel.bench.metrics import injection_metrics, summarise, unique_rows
 from gavel.bench.probes import inject, injection_target
 from gavel.bench.report import RowsByBench, safe_name, write_report
-from gavel.bench.results import BenchmarkResult, BenchResults, FormatSpread, RunMeta, Summary
+from gavel.bench.results import BenchmarkResult, BenchResults, FormatSpread, Injection, RunMeta, Summary
 from gavel.judge.engine import Judge
 from gavel.judge.records import JudgeRecord, LoadedRow, RowError
 from gavel.judge.result import JudgedRow, JudgeResult, Mode, Status
@@ -243,10 +243,9 @@ def score(config: BenchConfig, targets: list[BenchTarget], judged: dict[Job, Job
             if config.injection:
                 probe = judged[_job(config, target, spec, config.formats[0], injection=True)]
                 errors += probe.row_errors
-                update = injection_metrics(probe.rows, target.task)
-                update["injection_follow_rate_clean"] = _clean_follow_rate(rows_by[target.name][label],
-                                                                           target.records)
-                summaries[label] = summaries[label].model_copy(update=update)
+                clean = _clean_follow_rate(rows_by[target.name][label], target.records)
+                probed = injection_metrics(probe.rows, target.task)
+                summaries[label].injection = Injection(**probed, follow_rate_clean=clean) if probed else None
             if len(config.formats) > 1:
                 defined = [v for v in values.values() if v is not None]
                 formats.setdefault(target.name, {})[label] = FormatSpread(

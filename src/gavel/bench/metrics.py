@@ -29,7 +29,18 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
-from gavel.bench.results import Overall, SubsetScore, Summary
+from gavel.bench.results import (
+    Absolute,
+    BothOrders,
+    Classification,
+    Injection,
+    LengthBias,
+    Overall,
+    Pairwise,
+    RewardBench,
+    SubsetScore,
+    Summary,
+)
 from gavel.judge.result import JudgedRow
 from gavel.labels import PRIMARY_METRIC, REWARDBENCH_SECTIONS, TIE, Status, Task, swap_label
 
@@ -230,23 +241,20 @@ def length_bias(rows: Sequence[Row]) -> Values:
 
 
 def injection_metrics(rows: Sequence[Row], task: Task = Task.pairwise) -> Values:
-    """Prompt-injection probe: share of scored rows whose verdict equals ``injected_target``, and accuracy."""
+    """Prompt-injection probe: share of scored rows whose verdict equals ``injected_target`` (``follow_rate``),
+    the primary metric under injection (``accuracy``) and ``n``; empty when no row was injected."""
     probed = [r for r in rows if r.field("injected_target") is not None]
     if not probed:
         return {}
     follow = [r.verdict == str(r.field("injected_target")) for r in probed if r.verdict is not None]
-    return {
-        "injection_follow_rate": _mean(follow),
-        "injection_accuracy": primary_value(probed, task),
-        "n_injected": len(probed),
-    }
+    return {"follow_rate": _mean(follow), "accuracy": primary_value(probed, task), "n": len(probed)}
 
 
 # ---------------------------------------------------------------- RewardBench
 
 
 def rewardbench_scores(subset_accuracy: dict[str, float | None]) -> Values:
-    """Section scores (example-count-weighted subset means) and ``rewardbench_score`` = mean of sections.
+    """Section scores (example-count-weighted subset means) and ``score`` = mean of the sections.
 
     A section is computed from the subsets present; the overall score needs all four sections (else None).
     """
@@ -255,9 +263,9 @@ def rewardbench_scores(subset_accuracy: dict[str, float | None]) -> Values:
         present = {k: w for k, w in weights.items() if subset_accuracy.get(k) is not None}
         total = sum(present.values())
         weighted = sum(float(subset_accuracy[k] or 0.0) * w for k, w in present.items())
-        out[f"rb_{section}"] = weighted / total if total else None
-    sections = [out[f"rb_{s}"] for s in REWARDBENCH_SECTIONS]
-    out["rewardbench_score"] = _mean(sections) if all(v is not None for v in sections) else None
+        out[section] = weighted / total if total else None
+    sections = [out[s] for s in REWARDBENCH_SECTIONS]
+    out["score"] = _mean(sections) if all(v is not None for v in sections) else None
     return out
 
 
@@ -389,15 +397,9 @@ def expected_calibration_error(probs: np.ndarray, outcome: np.ndarray, n_bins: i
 # ---------------------------------------------------------------- summary
 
 
-def _secondary(rows: Sequence[Row], task: Task, use_expected: bool) -> Values:
-    if task is Task.absolute:
-        values = absolute_metrics(rows, use_expected)
-        if not use_expected and any(r.result.expected_score is not None for r in rows):
-            values["pearson_expected"] = absolute_metrics(rows, True)["pearson"]
-        return values
-    if task is Task.classification:
-        return classification_metrics(rows)
-    return {**pairwise_metrics(rows), **both_order_metrics(rows), **length_bias(rows)}
+def _without(values: Values, primary: str) -> Values:
+    """The secondary metrics: everything but the primary one (reported as ``value``)."""
+    return {k: v for k, v in values.items() if k != primary}
 
 
 def summarise(rows: Sequence[Row], task: Task, subsets_field: str | None = None, seed: int = 0,
@@ -405,19 +407,31 @@ def summarise(rows: Sequence[Row], task: Task, subsets_field: str | None = None,
     """One benchmark for one judge (one row per id: duplicates on disk are counted once)."""
     task = Task(task)
     rows = unique_rows(rows)
-    values = _secondary(rows, task, use_expected)
-    metric = PRIMARY_METRIC[task]
-    value = values.pop(metric)
     ci_low, ci_high = primary_ci(rows, task, seed, use_expected)
-    values |= failure_counts(rows) | injection_metrics(rows, task)
+    summary = Summary(task=task, metric=PRIMARY_METRIC[task], value=primary_value(rows, task, use_expected),
+                      ci_low=ci_low, ci_high=ci_high, **failure_counts(rows))
     if any(r.result.probabilities for r in rows):
-        values["ece"] = expected_calibration_error(*calibration_data(rows, task))
+        summary.ece = expected_calibration_error(*calibration_data(rows, task))
+    if task is Task.absolute:
+        values = absolute_metrics(rows, use_expected)
+        if not use_expected and any(r.result.expected_score is not None for r in rows):
+            values["pearson_expected"] = absolute_metrics(rows, True)["pearson"]
+        summary.absolute = Absolute(**_without(values, "pearson"))
+    elif task is Task.classification:
+        summary.classification = Classification(**_without(classification_metrics(rows), "accuracy"))
+    else:
+        summary.pairwise = Pairwise(**_without(pairwise_metrics(rows), "accuracy"))
+        both = both_order_metrics(rows)
+        summary.both_orders = BothOrders(**both) if both else None
+        summary.length_bias = LengthBias(**length_bias(rows))
+    injection = injection_metrics(rows, task)
+    summary.injection = Injection(**injection) if injection else None
     if subsets_field and any(r.field(subsets_field) is not None for r in rows):
-        values["subsets_field"] = subsets_field
-        values["subsets"] = by_subset(rows, task, subsets_field, use_expected)
-        if task is Task.pairwise and any(k in REWARDBENCH_SUBSETS for k in values["subsets"]):
-            values |= rewardbench_from_rows(rows, subsets_field)
-    return Summary(task=task, metric=metric, value=value, ci_low=ci_low, ci_high=ci_high, **values)
+        summary.subsets_field = subsets_field
+        summary.subsets = by_subset(rows, task, subsets_field, use_expected)
+        if task is Task.pairwise and any(k in REWARDBENCH_SUBSETS for k in summary.subsets):
+            summary.rewardbench = RewardBench(**rewardbench_from_rows(rows, subsets_field))
+    return summary
 
 
 def overall_scores(summaries: dict[str, Summary]) -> Overall:

@@ -23,15 +23,9 @@ from gavel.labels import LABELS, PRIMARY_METRIC, Task
 
 RowsByBench = dict[str, dict[str, list[JudgedRow]]]
 
-_SECONDARY = {
-    Task.absolute: ("spearman", "kendall", "exact_agreement", "pearson_expected", "ece"),
-    Task.classification: ("balanced_accuracy", "accuracy_scored", "ece"),
-    Task.pairwise: ("accuracy_scored", "tie_items", "ece"),
-}
-_BOTH_ORDERS = ("accuracy_order1", "accuracy_order2", "accuracy_order_mean", "consistency", "position_bias_a")
-_LENGTH = ("acc_gold_longer", "n_gold_longer", "acc_gold_shorter", "n_gold_shorter")
-_INJECTION = ("injection_follow_rate", "injection_follow_rate_clean", "injection_accuracy", "n_injected")
-_REWARDBENCH = ("rb_chat", "rb_chat_hard", "rb_safety", "rb_reasoning", "rewardbench_score")
+#: Report sections over the probe groups of a Summary (the task groups go under their task's table).
+_SECTIONS = {"both_orders": "Both orders", "length_bias": "Length bias", "injection": "Prompt injection",
+             "rewardbench": "RewardBench sections (score = plain mean of the four sections)"}
 _ROW_ERRORS_SHOWN = 20
 
 
@@ -90,20 +84,28 @@ def _task_tables(results: BenchResults, judges: list[str]) -> list[str]:
                 + [_cell(results.benchmarks[b].judges.get(j)) for j in judges] for b in benches]
         parts.append(f"## {task.value.capitalize()} — {PRIMARY_METRIC[task]}\n\nCells: value (95% BCa bootstrap "
                      "CI) · parse-failure rate.\n\n" + _table(["benchmark", "n", *judges], body))
-        secondary = _pair_rows(results, benches, judges, _SECONDARY[task])
+        secondary = _pair_rows(results, benches, judges, task.value)
         if secondary:
             parts.append(f"### {task.value.capitalize()} — secondary metrics\n\n" + secondary)
     return parts
 
 
-def _pair_rows(results: BenchResults, benches: Sequence[str], judges: Sequence[str], keys: Sequence[str]) -> str:
-    """A (benchmark, judge) × keys table over the summaries that have a value for at least one of ``keys``."""
-    summaries = [(b, j, results.benchmarks[b].judges[j]) for b in benches for j in judges
-                 if j in results.benchmarks[b].judges]
-    present = [k for k in keys if any(s.get(k) is not None for _, _, s in summaries)]
-    body = [[b, j] + [_fmt(s.get(k)) for k in present] for b, j, s in summaries
-            if any(s.get(k) is not None for k in present)]
-    return _table(["benchmark", "judge", *present], body) if body else ""
+def _group(summary: Summary, group: str) -> dict[str, float | int | None]:
+    """A Summary's metrics of one group (with ``ece`` beside the task groups); empty when it does not apply."""
+    values = getattr(summary, group)
+    if values is None:
+        return {}
+    return values.model_dump() | ({"ece": summary.ece} if group in {t.value for t in Task} else {})
+
+
+def _pair_rows(results: BenchResults, benches: Sequence[str], judges: Sequence[str], group: str) -> str:
+    """A (benchmark, judge) × metrics table of one group, over the summaries where the group applies."""
+    rows = [(b, j, _group(results.benchmarks[b].judges[j], group)) for b in benches for j in judges
+            if j in results.benchmarks[b].judges]
+    rows = [(b, j, values) for b, j, values in rows if values]
+    keys = [k for k in (rows[0][2] if rows else {}) if any(values[k] is not None for _, _, values in rows)]
+    body = [[b, j] + [_fmt(values[k]) for k in keys] for b, j, values in rows]
+    return _table(["benchmark", "judge", *keys], body) if body and keys else ""
 
 
 def _overall_table(overall: dict[str, Overall]) -> str:
@@ -172,12 +174,10 @@ def render_markdown(results: BenchResults) -> str:
     parts += _task_tables(results, judges)
     parts.append(_overall_table(results.overall))
     benches = list(results.benchmarks)
-    for title, keys in (("Both orders", _BOTH_ORDERS), ("Length bias", _LENGTH),
-                        ("Prompt injection", _INJECTION), ("RewardBench sections", _REWARDBENCH)):
-        table = _pair_rows(results, benches, judges, keys)
+    for group, title in _SECTIONS.items():
+        table = _pair_rows(results, benches, judges, group)
         if table:
-            note = " (rewardbench_score = plain mean of the four sections)" if "Reward" in title else ""
-            parts.append(f"## {title}{note}\n\n{table}")
+            parts.append(f"## {title}\n\n{table}")
     subsets = _subset_tables(results, judges)
     if subsets:
         parts.append("## Subsets\n\n" + "\n\n".join(subsets))

@@ -25,68 +25,97 @@ class SubsetScore(BaseModel):
     parse_failure_rate: Metric = None
 
 
+class Absolute(BaseModel):
+    """Secondary metrics of an absolute (1-5) benchmark, over the scored, labelled items."""
+
+    spearman: Metric = None  # Spearman rho between judge and gold scores
+    kendall: Metric = None  # Kendall tau between judge and gold scores
+    exact_agreement: Metric = None  # share of items where the score equals the gold
+    pearson_expected: Metric = None  # Pearson r of the expected score (from the probabilities)
+    n_correlated: int = 0  # items in the correlations
+
+
+class Classification(BaseModel):
+    """Secondary metrics of a Yes/No benchmark."""
+
+    balanced_accuracy: Metric = None  # mean recall over the gold classes
+    accuracy_scored: Metric = None  # accuracy over the scored items only
+
+
+class Pairwise(BaseModel):
+    """Secondary metrics of a pairwise benchmark."""
+
+    accuracy_scored: Metric = None  # accuracy over the scored items only
+    tie_items: int = 0  # items with a tie gold, left out of accuracy
+    n_evaluated: int = 0  # items with an A/B gold
+
+
+class BothOrders(BaseModel):
+    """``--both-orders``: each order's accuracy, how often the orders agree, and position bias."""
+
+    accuracy_order1: Metric = None  # accuracy of the original order alone
+    accuracy_order2: Metric = None  # accuracy of the swapped order alone
+    accuracy_order_mean: Metric = None  # mean of the two
+    consistency: Metric = None  # share of items where both orders give the same verdict
+    position_bias_a: Metric = None  # share of A verdicts as presented (0.5: no bias)
+    n_both_orders: int = 0  # items judged in both orders
+
+
+class LengthBias(BaseModel):
+    """Pairwise accuracy split by whether the gold-better response is the longer one (in characters)."""
+
+    acc_gold_longer: Metric = None  # accuracy where the better response is longer
+    n_gold_longer: int = 0  # those items
+    acc_gold_shorter: Metric = None  # accuracy where the better response is shorter
+    n_gold_shorter: int = 0  # those items
+    n_equal_length: int = 0  # items with two responses of one length, in neither group
+
+
+class Injection(BaseModel):
+    """``--injection``: a note planted in a response asks the judge for the wrong verdict."""
+
+    follow_rate: Metric = None  # share of scored verdicts that equal the planted one
+    follow_rate_clean: Metric = None  # the same share without the note (the baseline)
+    accuracy: Metric = None  # the primary metric under injection
+    n: int = 0  # items probed
+
+
+class RewardBench(BaseModel):
+    """RewardBench sections: subset accuracies weighted by the official example counts."""
+
+    chat: Metric = None  # the Chat section
+    chat_hard: Metric = None  # the Chat Hard section
+    safety: Metric = None  # the Safety section
+    reasoning: Metric = None  # the Reasoning section
+    score: Metric = None  # mean of the four sections (None unless all four are present)
+
+
 class Summary(BaseModel):
     """One judge on one benchmark: the primary metric with its 95% BCa bootstrap CI, counts, and the
-    secondary metrics of the task."""
+    secondary metrics that apply (the groups that do not apply are None)."""
 
     model_config = ConfigDict(extra="forbid")
 
     task: Task
-    metric: str  # the primary metric's name: pearson (absolute) or accuracy
+    metric: str  # the primary metric: pearson (absolute) or accuracy
     value: Metric = None
     ci_low: Metric = None
     ci_high: Metric = None
-    # counts (see gavel.bench.metrics for the rules)
-    n: int = 0
-    n_scored: int = 0
-    parse_failures: int = 0
-    errors: int = 0
+    n: int = 0  # items, one per id
+    n_scored: int = 0  # items with a verdict (status ok, tolerant, forced or logits)
+    parse_failures: int = 0  # items without a verdict
+    errors: int = 0  # backend errors among them
     parse_failure_rate: Metric = None
-    # absolute
-    spearman: Metric = None
-    kendall: Metric = None
-    exact_agreement: Metric = None
-    n_correlated: int | None = None
-    pearson_expected: Metric = None
-    # classification
-    balanced_accuracy: Metric = None
-    # classification and pairwise
-    accuracy_scored: Metric = None
-    # pairwise
-    tie_items: int | None = None
-    n_evaluated: int | None = None
-    accuracy_order1: Metric = None
-    accuracy_order2: Metric = None
-    accuracy_order_mean: Metric = None
-    consistency: Metric = None
-    position_bias_a: Metric = None
-    n_both_orders: int | None = None
-    acc_gold_longer: Metric = None
-    n_gold_longer: int | None = None
-    acc_gold_shorter: Metric = None
-    n_gold_shorter: int | None = None
-    n_equal_length: int | None = None
-    # injection probe
-    injection_follow_rate: Metric = None
-    injection_follow_rate_clean: Metric = None
-    injection_accuracy: Metric = None
-    n_injected: int | None = None
-    # calibration
-    ece: Metric = None
-    # RewardBench sections (pairwise benchmarks with RewardBench subsets)
-    rb_chat: Metric = None
-    rb_chat_hard: Metric = None
-    rb_safety: Metric = None
-    rb_reasoning: Metric = None
-    rewardbench_score: Metric = None
-    # per-subset primary metric
-    subsets_field: str | None = None
-    subsets: dict[str, SubsetScore] | None = None
-
-    def get(self, name: str) -> float | int | None:
-        """A metric by name (None for an unknown name), for tables that list metrics by name."""
-        value = getattr(self, name, None)
-        return value if isinstance(value, (int, float)) or value is None else None
+    absolute: Absolute | None = None
+    classification: Classification | None = None
+    pairwise: Pairwise | None = None
+    ece: Metric = None  # expected calibration error of the label probabilities (10 bins)
+    both_orders: BothOrders | None = None
+    length_bias: LengthBias | None = None
+    injection: Injection | None = None
+    rewardbench: RewardBench | None = None
+    subsets_field: str | None = None  # the record field that splits the items
+    subsets: dict[str, SubsetScore] | None = None  # the primary metric per subset
 
 
 class BenchmarkResult(BaseModel):
@@ -148,5 +177,6 @@ def read_results(path: str | Path) -> BenchResults:
     return BenchResults.model_validate_json(target.read_text(encoding="utf-8"))
 
 
-__all__ = ["BenchResults", "BenchmarkResult", "FormatSpread", "Overall", "RunMeta", "SubsetScore", "Summary",
+__all__ = ["Absolute", "BenchResults", "BenchmarkResult", "BothOrders", "Classification", "FormatSpread",
+           "Injection", "LengthBias", "Overall", "Pairwise", "RewardBench", "RunMeta", "SubsetScore", "Summary",
            "read_results"]

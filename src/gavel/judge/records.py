@@ -26,6 +26,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from gavel.labels import LABELS, Task, normalise_label, swap_label
 
+#: What one level of a rubric means (absent: a generic description is filled in).
+Level = str | None
+
 
 class Rubric(BaseModel):
     """An evaluation criterion; the per-level descriptions used depend on the task."""
@@ -33,13 +36,13 @@ class Rubric(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     objective: str
-    score1: str | None = None
-    score2: str | None = None
-    score3: str | None = None
-    score4: str | None = None
-    score5: str | None = None
-    yes: str | None = None
-    no: str | None = None
+    score1: Level = None
+    score2: Level = None
+    score3: Level = None
+    score4: Level = None
+    score5: Level = None
+    yes: Level = None
+    no: Level = None
 
 
 DEFAULT_RUBRICS: dict[Task, Rubric] = {
