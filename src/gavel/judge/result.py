@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gavel.judge.records import JudgeRecord, record_to_dict
-from gavel.labels import SCORED, Status, Task
+from gavel.judge.records import JudgeRecord, Task, record_to_dict
+from gavel.labels import SCORED, Status
 
 
 class Mode(str, Enum):
@@ -63,6 +63,10 @@ def output_row(record: JudgeRecord, result: JudgeResult) -> dict[str, Any]:
     return row
 
 
+def expected_score(probabilities: dict[str, float]) -> float:
+    return sum(int(label) * p for label, p in probabilities.items())
+
+
 class JudgedRow(BaseModel):
     """One judged item, typed: the input record and what the judge said (one line of an output file)."""
 
@@ -97,7 +101,3 @@ class JudgedRow(BaseModel):
 
 
 _SHARED = ("id", "task")
-
-
-def expected_score(probabilities: dict[str, float]) -> float:
-    return sum(int(label) * p for label, p in probabilities.items())
