@@ -182,3 +182,22 @@ def test_generic_duplicate_ids_are_row_errors_and_missing_file_raises(tmp_path: 
         load_labelled_file(_write(tmp_path, [{**row, "label": None}]))
     with pytest.raises(FileNotFoundError):
         load_labelled_file(tmp_path / "absent.jsonl")
+
+
+def test_a_bad_source_row_is_a_row_error_and_the_benchmark_survives(tmp_path: Path) -> None:
+    """Every loader validates through build_records: one bad label costs one row, not the benchmark."""
+    import csv
+
+    folder = tmp_path / "faithbench"
+    folder.mkdir()
+    with (folder / "FaithBench.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["source", "summary", "worst-label", "best-label", "LLM"])
+        writer.writeheader()
+        for label in ("Consistent", "Mystery", "Unwanted"):
+            writer.writerow({"source": "The cat sat.", "summary": "A cat sat.", "worst-label": label,
+                             "best-label": "Consistent", "LLM": "m"})
+    data = registry.get("faithbench").load(LoadContext(tmp_path))
+    assert [(r.id, r.label) for r in data.records] == [("1", "Yes"), ("3", "No")]
+    [error] = data.errors
+    assert (error.row, error.id, error.field) == (2, "2", "label") and "Mystery" in error.message
+    assert error.source.endswith("FaithBench.csv")
