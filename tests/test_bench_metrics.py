@@ -363,3 +363,20 @@ def test_rewardbench_shaped_fixture_is_scored_by_section():
     expected = sum(chat_hard[s] * (s != missed) for s in subsets) / sum(chat_hard[s] for s in subsets)
     assert sections.chat_hard == pytest.approx(expected) and sections.chat_hard < 1.0
     assert sections.score == pytest.approx((3 + expected) / 4)
+
+
+def test_output_file_dicts_and_per_resample_statistics():
+    """Rows read straight from an item file work too, and a paired statistic that may be undefined."""
+    lines = [{"id": str(i), "task": "pairwise", "instruction": "q", "response_a": "a", "response_b": "bb",
+              "label": "A", "result": "A" if i % 4 else "B", "status": "ok", "model": "m", "template": "t",
+              "mode": "verdict"} for i in range(20)]
+    assert m.primary_value(lines, "pairwise") == pytest.approx(0.75)
+    assert m.summarise(lines, "pairwise").n == 20
+    base = np.array(lines[:10], dtype=object)
+    other = np.array(lines[10:], dtype=object)
+
+    def delta(a: np.ndarray, b: np.ndarray) -> float | None:
+        return m.primary_value(list(b), "pairwise") - m.primary_value(list(a), "pairwise")
+
+    low, high = m.bootstrap_ci([base, other], delta, n_resamples=200, seed=0)
+    assert low is not None and high is not None and low <= delta(base, other) <= high

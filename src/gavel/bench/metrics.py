@@ -20,6 +20,7 @@ Counting rules, applied everywhere in this module:
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -51,6 +52,11 @@ REWARDBENCH_SUBSETS = {name for section in REWARDBENCH_SECTIONS.values() for nam
 
 
 # ---------------------------------------------------------------- row helpers
+
+
+def as_judged(rows: Iterable[Row | dict[str, Any]]) -> list[Row]:
+    """Judged rows; a dict is read as one line of a ``gavel judge``/``gavel bench`` output file."""
+    return [r if isinstance(r, JudgedRow) else JudgedRow.from_output(r) for r in rows]
 
 
 def unique_rows(rows: Iterable[Row]) -> list[Row]:
@@ -279,9 +285,11 @@ def rewardbench_from_rows(rows: Sequence[Row], field: str = "subset") -> Values:
 # ---------------------------------------------------------------- generic
 
 
-def primary_value(rows: Sequence[Row], task: Task, use_expected: bool = False) -> float | None:
-    """The primary metric of the task over ``rows``."""
+def primary_value(rows: Sequence[Row] | Sequence[dict[str, Any]], task: Task,
+                  use_expected: bool = False) -> float | None:
+    """The primary metric of the task over ``rows`` (judged rows, or output-file dicts)."""
     task = Task(task)
+    rows = as_judged(rows)
     if task is Task.absolute:
         return absolute_metrics(rows, use_expected)["pearson"]
     if task is Task.classification:
@@ -317,20 +325,28 @@ def _vector_pearson(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
 
 def bootstrap_ci(arrays: Sequence[np.ndarray], statistic: Callable[..., Any], n_resamples: int = 1000,
                  seed: int = 0, level: float = 0.95) -> tuple[float | None, float | None]:
-    """BCa bootstrap CI of a vectorised ``statistic(*arrays, axis=-1)``, resampling items together.
+    """BCa bootstrap CI of ``statistic(*arrays)``, resampling items (the same indices in every array).
 
-    Constant data has a degenerate interval: the value itself. Fewer than two items: (None, None).
+    A statistic with an ``axis`` parameter is called vectorised; any other is called per resample (it may
+    return None, e.g. an undefined correlation). Constant numeric data has a degenerate interval: the
+    value itself. Fewer than two items: (None, None).
     """
     if len(arrays[0]) < 2:
         return None, None
-    if all(np.ptp(a) == 0 for a in arrays):
+    vectorized = "axis" in inspect.signature(statistic).parameters
+    if vectorized and all(np.ptp(a) == 0 for a in arrays):
         value = _clean(float(statistic(*arrays, axis=-1)))
         return value, value
+
+    def per_resample(*samples: np.ndarray) -> float:
+        value = statistic(*samples)
+        return np.nan if value is None else float(value)
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # BCa on a degenerate resample distribution: reported as None
-        result = stats.bootstrap(tuple(arrays), statistic, paired=len(arrays) > 1, vectorized=True,
-                                 confidence_level=level, n_resamples=n_resamples, method="BCa",
-                                 batch=200, rng=np.random.default_rng(seed))
+        result = stats.bootstrap(tuple(arrays), statistic if vectorized else per_resample, paired=len(arrays) > 1,
+                                 vectorized=vectorized, confidence_level=level, n_resamples=n_resamples,
+                                 method="BCa", batch=200, rng=np.random.default_rng(seed))
     return _clean(result.confidence_interval.low), _clean(result.confidence_interval.high)
 
 
@@ -402,11 +418,12 @@ def _without(values: Values, primary: str) -> Values:
     return {k: v for k, v in values.items() if k != primary}
 
 
-def summarise(rows: Sequence[Row], task: Task, subsets_field: str | None = None, seed: int = 0,
-              use_expected: bool = False) -> Summary:
-    """One benchmark for one judge (one row per id: duplicates on disk are counted once)."""
+def summarise(rows: Sequence[Row] | Sequence[dict[str, Any]], task: Task, subsets_field: str | None = None,
+              seed: int = 0, use_expected: bool = False) -> Summary:
+    """One benchmark for one judge (one row per id: duplicates on disk are counted once); ``rows`` are
+    judged rows, or output-file dicts."""
     task = Task(task)
-    rows = unique_rows(rows)
+    rows = unique_rows(as_judged(rows))
     ci_low, ci_high = primary_ci(rows, task, seed, use_expected)
     summary = Summary(task=task, metric=PRIMARY_METRIC[task], value=primary_value(rows, task, use_expected),
                       ci_low=ci_low, ci_high=ci_high, **failure_counts(rows))
@@ -456,6 +473,7 @@ def overall_scores(summaries: dict[str, Summary]) -> Overall:
 
 __all__ = [
     "absolute_metrics",
+    "as_judged",
     "bootstrap_ci",
     "both_order_metrics",
     "by_subset",
