@@ -319,3 +319,18 @@ def test_ollama_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
     assert url.startswith("http://localhost:") and url.endswith("/v1")
     with pytest.raises(ServerUnavailable, match=re.escape(url)):  # no Ollama running here
         ollama_backend("llama3.2:1b")
+
+
+def test_gavel_judge_with_no_server_is_one_error_naming_the_url(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from gavel.cli import app
+
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"task": "pairwise", "instruction": "q", "response_a": "a", "response_b": "b"})
+                      + "\n")
+    url = f"http://127.0.0.1:{_unused_port()}/v1"
+    started = time.perf_counter()
+    result = CliRunner().invoke(app, ["judge", str(source), "-m", f"openai:m@{url}", "-o", str(tmp_path / "o.jsonl")])
+    assert result.exit_code == 2 and f"no server answers at {url}" in result.output
+    assert "Traceback" not in result.output and time.perf_counter() - started < 10
