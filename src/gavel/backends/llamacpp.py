@@ -18,7 +18,8 @@ from gavel.backends.local import continuation, cut_at_result, label_probs_from_l
 
 
 class LlamaCppBackend(Backend):
-    batch_size = 8
+    #: Requests run one after another anyway: one record at a time lets the runner save each as it finishes.
+    batch_size = 1
 
     def __init__(self, model_path: str | Path, *, n_ctx: int = 8192, n_threads: int | None = None,
                  n_batch: int = 512, seed: int = 0, name: str | None = None) -> None:
@@ -108,16 +109,20 @@ class LlamaCppBackend(Backend):
         start = time.perf_counter()
         prompt = self.render(request.messages)
         tokens = self._encode(prompt)
-        budget = request.max_new_tokens if request.critique else 8
         try:
-            if len(tokens) + budget > self.llm.n_ctx():
-                raise InputTooLong(len(tokens), self.llm.n_ctx() - budget)
+            # every token the context will hold: prompt, the opener and closing tag, the critique, the verdict
+            fixed = len(self._encode(prompt + continuation("", request.critique)))
+            needed = fixed + (request.max_new_tokens if request.critique else 0) + 1
+            if needed > self.llm.n_ctx():
+                raise InputTooLong(len(tokens), len(tokens) + self.llm.n_ctx() - needed)
             critique, wrote_tag, generated = "", False, 0
             if request.critique:
                 opened = self._encode(prompt + REASONING_TAG)
                 critique, wrote_tag, generated = self._generate(opened, request.max_new_tokens, request.temperature)
-            tail = continuation(critique, request.critique)
-            logits = self._next_token_logits(self._encode(prompt + tail))
+            final = self._encode(prompt + continuation(critique, request.critique))
+            if len(final) >= self.llm.n_ctx():  # re-tokenising the critique took more room than generating it
+                raise InputTooLong(len(tokens), len(tokens) + self.llm.n_ctx() - len(final) - 1)
+            logits = self._next_token_logits(final)
             probs = label_probs_from_logits(logits, self._labels(request.labels))
         except InputTooLong as exc:
             return Reply(error=str(exc), input_error=True, prompt_tokens=len(tokens))
