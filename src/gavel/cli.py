@@ -67,10 +67,10 @@ def judge(
     Exit codes: 0 all rows judged; 1 some rows failed (listed, and saved to OUT.errors.jsonl) or no verdict
     could be read from any row; 2 usage error (bad input file, output, model or template); 130 interrupted.
     """
-    from gavel.io import OutputError, check_output_path
+    from gavel.io import OutputError
     from gavel.judge.engine import Judge
     from gavel.judge.records import read_rows
-    from gavel.judge.runner import RunInterrupted, run_records, write_errors
+    from gavel.judge.runner import RunInterrupted, check_output, run_records, write_errors
     from gavel.judge.templates import TemplateError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -79,7 +79,7 @@ def judge(
         rows = list(read_rows(input))
         if not rows:
             raise ValueError(f"{input}: holds no records")
-        check_output_path(out, [input])
+        check_output(out, [input])
         with console.status("loading model…"):
             judge_ = Judge(model, mode=mode, template=template, both_orders=both_orders,
                            max_new_tokens=max_new_tokens, retries=retries)

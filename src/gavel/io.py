@@ -9,6 +9,7 @@ import gzip
 import json
 import os
 import socket
+import time
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
@@ -162,15 +163,30 @@ def _probe_lock(path: Path) -> None:
     """Refuse early when another process holds the output's lock (the writer takes it for real later)."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise OutputLocked(_locked_message(path)) from None
+        lock_or_refuse(fd, path)
     finally:
         os.close(fd)
 
 
-def _locked_message(path: Path) -> str:
-    return f"output {path} is being written by {lock_holder(path)}; wait for it to finish or choose another --output"
+def lock_or_refuse(fd: int, path: Path) -> None:
+    """Take the exclusive lock on `fd` (the file at `path`), or raise OutputLocked naming the holder.
+
+    A holder that has just finished is given a moment (it cannot be named once it is gone).
+    """
+    for _ in range(5):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            holder = lock_holder(path)
+            if holder:
+                raise OutputLocked(_locked_message(path, holder)) from None
+            time.sleep(0.05)
+    raise OutputLocked(_locked_message(path, "another process"))
+
+
+def _locked_message(path: Path, holder: str) -> str:
+    return f"output {path} is being written by {holder}; wait for it to finish or choose another --output"
 
 
 def _read_only_fs(path: Path) -> bool:
@@ -181,7 +197,7 @@ def _read_only_fs(path: Path) -> bool:
 
 
 def lock_holder(path: Path) -> str:
-    """Who holds a flock on `path` ("pid N (command)"), read from /proc/locks where it exists."""
+    """Who holds a flock on `path` ("pid N (command)"), read from /proc/locks; "" when not found."""
     try:
         inode = os.stat(path).st_ino
         for line in Path("/proc/locks").read_text().splitlines():
@@ -197,7 +213,7 @@ def lock_holder(path: Path) -> str:
                 return f"pid {pid}" + (f" ({command})" if command else "")
     except OSError:
         pass
-    return "another process"
+    return ""
 
 
 def repair_jsonl(path: Path) -> set[str]:
@@ -245,10 +261,10 @@ class JsonlAppender:
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         if lock:
             try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+                lock_or_refuse(self.fd, path)
+            except OutputLocked:
                 os.close(self.fd)
-                raise OutputLocked(_locked_message(path)) from None
+                raise
 
     def write(self, row: dict[str, Any]) -> None:
         data = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")

@@ -96,6 +96,16 @@ def read_results(output: Path) -> list[dict]:
     return rows
 
 
+def check_output(output: Path, inputs: Iterable[str | Path] = ()) -> None:
+    """Everything about `output` that can be checked before a model loads; OutputError (one line) if bad.
+
+    The path can be written and is not an input; no other run holds it; an existing file is gavel's.
+    """
+    check_output_path(output, list(inputs))
+    if output.is_file() and output.stat().st_size and not settings_path(output).exists():
+        _legacy_settings(output)
+
+
 def open_output(output: Path, settings: dict, *, force: bool = False, inputs: Iterable[str | Path] = ()
                 ) -> tuple[JsonlAppender, set[str]]:
     """Lock `output`, check it is gavel's and was written with `settings`, repair it; the writer and done ids.
@@ -153,7 +163,7 @@ def _legacy_settings(output: Path) -> dict:
         rows.append(row)
     if not rows:
         raise OutputError(f"{output} exists and is not a gavel output; choose another --output")
-    return {key: rows[0][key] for key in ("model", "mode", "template")}
+    return {key: rows[0][key] for key in ("model", "mode")}  # a row names the task's template, not the set
 
 
 def run_records(
@@ -244,5 +254,5 @@ def write_errors(output: Path, errors: list[RowError]) -> Path | None:
 
 def run_file(judge: Judge, source: str | Path, output: Path, **kwargs) -> RunSummary:
     """Judge every row of a JSONL/CSV/Parquet file (or HF dataset) into `output` (never the input itself)."""
-    check_output_path(output, [source])
+    check_output(output, [source])
     return run_records(judge, read_rows(source), output, source=str(source), **kwargs)
