@@ -24,7 +24,7 @@ from gavel.io import OutputError, OutputLocked
 from gavel.judge.engine import Judge, _verdict
 from gavel.judge.parsing import parse_output
 from gavel.judge.records import LABELS, Task, read_rows
-from gavel.judge.result import Status
+from gavel.judge.result import Mode, Status
 from gavel.judge.runner import RunInterrupted, read_results, run_file, settings_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -236,10 +236,10 @@ def test_3_cli_refuses_other_mode_and_bench_inherits_it(tmp_path, gavel):
 
     records = [JudgeRecord.model_validate({**r, "label": 4}) for r in _rows(2)]
     target = BenchTarget("tiny", Task.absolute, records)
-    config = BenchConfig(out_dir=tmp_path / "bench", mode="verdict", baselines=False)
+    config = BenchConfig(out_dir=tmp_path / "bench", mode=Mode.verdict, baselines=False)
     run_bench(config, [target])
     with pytest.raises(OutputError, match="mode: 'verdict' then, 'critique' now"):
-        run_bench(BenchConfig(out_dir=tmp_path / "bench", mode="critique", baselines=False), [target])
+        run_bench(BenchConfig(out_dir=tmp_path / "bench", mode=Mode.critique, baselines=False), [target])
 
 
 # -- 4. tolerant reading only of a verdict-shaped last line; forced probabilities beat it ---------------
@@ -328,7 +328,8 @@ def test_6_invalid_utf8_line_is_a_row_error(tmp_path, gavel):
     lines[1] = lines[1].replace(b"What", b"Wh\xe9t")  # latin-1, not UTF-8
     source.write_bytes(b"\n".join(lines) + b"\n")
     errors = [r.error for r in read_rows(source) if r.error]
-    assert [str(e) for e in errors] == [f"{source}, row 2: not valid UTF-8 (byte 0xe9 at byte 38)"]
+    at = lines[1].index(b"\xe9") + 1
+    assert [str(e) for e in errors] == [f"{source}, row 2: not valid UTF-8 (byte 0xe9 at byte {at})"]
     out = tmp_path / "out.jsonl"
     result = gavel("judge", source, "-o", out, "--mode", "verdict", "-q")
     assert result.exit_code == 1

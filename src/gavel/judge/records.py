@@ -275,7 +275,7 @@ def _read_table(path: Path) -> Iterator[tuple[int, Any]]:
     import pandas as pd
 
     if path.suffix == ".csv":  # undecodable bytes become lone surrogates, found per row below
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+        frame = pd.read_csv(path, dtype=object, keep_default_na=False, encoding="utf-8-sig",
                             encoding_errors="surrogateescape")
     else:
         frame = pd.read_parquet(path)
