@@ -78,7 +78,8 @@ def gavel(monkeypatch):
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(SRC), "GAVEL_THREADS": "1"}
+    path = os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, "GAVEL_THREADS": "1"}
 
 
 def _one_error_line(output: str) -> str:
