@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from gavel import cli
 from gavel.backends.base import Backend, BackendInfo, Reply, Request
-from gavel.io import OutputError, OutputLocked
+from gavel.io import OutputError, OutputLocked, read_jsonl
 from gavel.judge.engine import Judge, _verdict
 from gavel.judge.parsing import parse_output
 from gavel.judge.records import LABELS, Task, read_rows
@@ -513,6 +513,9 @@ def test_15_bom_json_error_column_and_label_4_5(tmp_path):
     assert first.record is not None and first.record.id == "r1"  # the BOM does not cost row 1
     assert str(broken.error) == f"{source}, row 2: invalid JSON at column 21: Expecting value"
     assert str(half.error) == f"{source}, row 3, field 'label': '4.5' is not a score from 1 to 5"
+    clean = tmp_path / "bom.jsonl"
+    clean.write_bytes(b"\xef\xbb\xbf" + good.encode() + b"\n")
+    assert read_jsonl(clean) == [_rows(1)[0]]  # the plain reader bench loaders use
 
 
 def test_15_all_parse_failed_exits_1_with_a_summary_line(tmp_path, gavel, openai_server):

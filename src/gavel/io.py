@@ -27,9 +27,9 @@ def read_json(path: Path) -> Any:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Every non-blank line of a JSON Lines file (``.gz`` is decompressed)."""
+    """Every non-blank line of a JSON Lines file (``.gz`` is decompressed; a byte-order mark is skipped)."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
+    with opener(path, "rt", encoding="utf-8-sig") as handle:
         return [json.loads(line) for line in handle if line.strip()]
 
 
