@@ -248,6 +248,13 @@ def _json_or_none(line: bytes) -> Any:
         return None
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` in one step: a crash leaves the old file or the new one, never half."""
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    staging.write_text(text + "\n", encoding="utf-8")
+    os.replace(staging, path)
+
+
 class JsonlAppender:
     """Appends whole lines to a JSONL file (one write per line; `sync` flushes to disk).
 

@@ -20,7 +20,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gavel.io import JsonlAppender, OutputError, check_output_path, complete_lines, repair_jsonl_rows
+from gavel.io import (
+    JsonlAppender,
+    OutputError,
+    check_output_path,
+    complete_lines,
+    repair_jsonl_rows,
+    write_text_atomic,
+)
 from gavel.judge.engine import Judge
 from gavel.judge.records import JudgeRecord, LoadedRow, RowError, read_rows
 from gavel.judge.result import JudgeResult, Status, output_row
@@ -115,14 +122,12 @@ def open_output(output: Path, settings: dict, *, force: bool = False, inputs: It
     check_output_path(output, list(inputs))
     try:
         writer = JsonlAppender(output, lock=True)
-    except OutputError:
-        raise
     except OSError as exc:
         raise OutputError(f"output {output} cannot be written: {exc.strerror or exc}") from None
     try:
         _check_ours(output, settings, force)
         done = {str(row["id"]) for row in repair_jsonl_rows(output) if "id" in row}
-        settings_path(output).write_text(json.dumps({"gavel_output": 1, "settings": settings}, indent=1) + "\n")
+        write_text_atomic(settings_path(output), json.dumps({"gavel_output": 1, "settings": settings}, indent=1))
     except BaseException:
         writer.close()
         raise
