@@ -449,34 +449,55 @@ def test_11_hub_really_unreachable_fails_fast(tmp_path, monkeypatch):
 
 # -- 13. the context check counts every token the context will hold -----------------------------------
 
-@pytest.mark.model
-def test_13_critique_context_check_counts_the_tags(tmp_path):
+def _largest_prompts(count, limit: int, max_new: int) -> tuple[Request, Request]:
+    """(the largest prompt the old check passed, the largest the full count passes) for a 'count' function."""
     from gavel.backends.base import REASONING_TAG, RESULT_TAG
+
+    def request(words: int) -> Request:
+        return Request(messages=[{"role": "user", "content": "Judge this. " + "apple " * words}],
+                       labels=("Yes", "No"), critique=True, max_new_tokens=max_new)
+
+    old = max(w for w in range(200, limit) if count(request(w), "") + max_new <= limit)
+    new = max(w for w in range(200, old + 1) if count(request(w), REASONING_TAG + "\n\n" + RESULT_TAG)
+              + max_new + 1 <= limit)
+    assert new < old  # the tags and the verdict token take room the old check did not count
+    return request(old), request(new)
+
+
+@pytest.mark.model
+def test_13_critique_context_check_counts_the_tags():
     from gavel.backends.embedded import embedded_gguf
     from gavel.backends.llamacpp import LlamaCppBackend
 
     backend = LlamaCppBackend(embedded_gguf(), n_ctx=512, n_threads=1)
     try:
-        max_new = 64
-
-        def request(words: int) -> Request:
-            text = "Judge this. " + "apple " * words
-            return Request(messages=[{"role": "user", "content": text}], labels=("Yes", "No"), critique=True,
-                           max_new_tokens=max_new)
-
-        def prompt_tokens(req: Request, tail: str = "") -> int:
-            return len(backend._encode(backend.render(req.messages) + tail))
-
-        # the largest prompt the old check (prompt + max_new <= n_ctx) let through ...
-        words = max(w for w in range(300, 480) if prompt_tokens(request(w)) + max_new <= 512)
-        old_ok = request(words)
-        assert prompt_tokens(old_ok, REASONING_TAG + "\n\n" + RESULT_TAG) + max_new + 1 > 512
+        old_ok, fits = _largest_prompts(
+            lambda req, tail: len(backend._encode(backend.render(req.messages) + tail)), 512, 64)
         reply = backend.run([old_ok])[0]
-        assert reply.input_error and reply.error.startswith("input is")  # ... is refused at once now
-        # the largest prompt the new check lets through runs to a verdict
-        fits = max(w for w in range(200, words) if prompt_tokens(request(w), REASONING_TAG + "\n\n" + RESULT_TAG)
-                   + max_new + 1 <= 512)
-        reply = backend.run([request(fits)])[0]
+        assert reply.input_error and reply.error.startswith("input is")  # refused at once, not mid-decode
+        reply = backend.run([fits])[0]
+        assert reply.error is None and reply.label_probs is not None  # the largest that passes runs through
+    finally:
+        backend.close()
+
+
+@pytest.mark.model
+def test_13_transformers_counts_the_tags_too():
+    import torch
+
+    from gavel.backends import load_backend
+
+    torch.set_num_threads(1)
+    backend = load_backend("hf:smollm2", batch_size=1)
+    backend.context_length = 400
+    try:
+        def count(req, tail):
+            return len(backend.tokenizer.encode(backend.render(req.messages) + tail, add_special_tokens=False))
+
+        old_ok, fits = _largest_prompts(count, 400, 16)
+        reply = backend.run([old_ok])[0]
+        assert reply.input_error and reply.error.startswith("input is")
+        reply = backend.run([fits])[0]
         assert reply.error is None and reply.label_probs is not None
     finally:
         backend.close()
