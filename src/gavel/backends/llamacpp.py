@@ -8,13 +8,38 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from gavel.backends.base import REASONING_TAG, RESULT_TAG, Backend, BackendInfo, InputTooLong, Reply, Request
 from gavel.backends.local import continuation, cut_at_result, label_probs_from_logits, label_token_ids
+
+
+@contextmanager
+def plain_weight_buffers() -> Iterator[None]:
+    """Load without llama.cpp's extra (repacked) weight buffers.
+
+    On CPUs with AMX (Intel Sapphire Rapids and later), llama-cpp-python 0.3.36 puts the Q4_1 weights in its AMX
+    buffer and crashes (SIGSEGV) at the first eval, with or without a LoRA adapter; plain buffers work everywhere.
+    The high-level `Llama` has no switch for it, so the default model parameters are patched while it loads.
+    """
+    import llama_cpp.llama as high_level
+
+    defaults = high_level.llama_cpp.llama_model_default_params
+
+    def without_repack():
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    high_level.llama_cpp.llama_model_default_params = without_repack
+    try:
+        yield
+    finally:
+        high_level.llama_cpp.llama_model_default_params = defaults
 
 
 class LlamaCppBackend(Backend):
@@ -32,13 +57,15 @@ class LlamaCppBackend(Backend):
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such GGUF file")
         threads = n_threads or int(os.environ.get("GAVEL_THREADS", 0)) or os.cpu_count() or 1
-        self.llm = Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, n_batch=n_batch,
-                         seed=seed, logits_all=False, verbose=False)
+        with plain_weight_buffers():
+            self.llm = Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, n_batch=n_batch,
+                             seed=seed, logits_all=False, verbose=False)
         n_ctx_train = int(self.llm.metadata.get(f"{self.llm.metadata.get('general.architecture', 'llama')}"
                                                 ".context_length", n_ctx))
         if n_ctx > n_ctx_train:
-            self.llm = Llama(str(path), n_ctx=n_ctx_train, n_threads=threads, n_threads_batch=threads,
-                             n_batch=n_batch, seed=seed, logits_all=False, verbose=False)
+            with plain_weight_buffers():
+                self.llm = Llama(str(path), n_ctx=n_ctx_train, n_threads=threads, n_threads_batch=threads,
+                                 n_batch=n_batch, seed=seed, logits_all=False, verbose=False)
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise ValueError(f"{path} has no chat template in its metadata (tokenizer.chat_template)")
