@@ -334,3 +334,52 @@ def test_gavel_judge_with_no_server_is_one_error_naming_the_url(tmp_path) -> Non
     result = CliRunner().invoke(app, ["judge", str(source), "-m", f"openai:m@{url}", "-o", str(tmp_path / "o.jsonl")])
     assert result.exit_code == 2 and f"no server answers at {url}" in result.output
     assert "Traceback" not in result.output and time.perf_counter() - started < 10
+
+
+@pytest.mark.server
+def test_gavel_judge_stops_when_the_server_goes_down_mid_run(tmp_path) -> None:
+    """A real llama.cpp server of its own, killed once the first rows are written: the run stops soon with one
+    error naming the URL (exit 1), the rows written stay, and nothing else is lost."""
+    import subprocess
+    import sys
+    import threading
+
+    from conftest import _embedded_gguf_path, _free_port, _wait_until_serving
+    from typer.testing import CliRunner
+
+    from gavel.cli import app
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/v1"
+    log = tmp_path / "server.log"
+    command = [sys.executable, "-m", "gavel.backends.llamacpp_server", "--model", str(_embedded_gguf_path()),
+               "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
+               "--n_threads", "1", "--logits_all", "true", "--verbose", "false"]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"task": "pairwise", "instruction": f"Question {i}: 2+{i}?",
+                                          "response_a": str(2 + i), "response_b": str(3 + i)}) + "\n"
+                              for i in range(60)))
+    out = tmp_path / "out.jsonl"
+    with log.open("w") as sink:
+        server = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            _wait_until_serving(server, url, log)
+            outcome: dict = {}
+            worker = threading.Thread(target=lambda: outcome.update(result=CliRunner().invoke(
+                app, ["judge", str(source), "-m", f"openai:smollm2@{url}", "--mode", "verdict", "-q", "-o", str(out)])))
+            worker.start()
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 2):
+                time.sleep(0.2)
+            server.kill()
+            killed = time.monotonic()
+            worker.join(timeout=120)
+        finally:
+            server.kill()
+            server.wait()
+    result = outcome["result"]
+    assert result.exit_code == 1, result.output
+    assert f"no server answers at {url}" in result.output and "Traceback" not in result.output
+    assert time.monotonic() - killed < 60  # not 60 rows x the client's retries
+    lines = out.read_text().splitlines()
+    assert 2 <= len(lines) < 60 and all(json.loads(line)["status"] != "error" for line in lines)

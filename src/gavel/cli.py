@@ -64,9 +64,11 @@ def judge(
     Each record is one JSON object: id, task (absolute | classification | pairwise), instruction,
     response (or response_a and response_b), optional rubric, reference and label. See the README.
 
-    Exit codes: 0 all rows judged; 1 some rows failed (listed, and saved to OUT.errors.jsonl) or no verdict
-    could be read from any row; 2 usage error (bad input file, output, model or template); 130 interrupted.
+    Exit codes: 0 all rows judged; 1 some rows failed (listed, and saved to OUT.errors.jsonl), no verdict
+    could be read from any row, or the model's server stopped answering; 2 usage error (bad input file,
+    output, model or template, or no server at the model's URL); 130 interrupted.
     """
+    from gavel.backends import ServerUnavailable
     from gavel.io import OutputError
     from gavel.judge.engine import Judge
     from gavel.judge.records import read_rows
@@ -95,6 +97,9 @@ def judge(
                                   on_result=lambda _: progress.advance(task))
     except OutputError as exc:
         _usage_error(exc)
+    except ServerUnavailable as exc:  # the server stopped answering mid-run: stop, keep what is written
+        console.print(f"[red]error:[/red] {escape(str(exc))}; the rows judged so far are in {out}", highlight=False)
+        raise typer.Exit(1) from None
     except RunInterrupted as stop:
         errors_file = write_errors(out, stop.summary.row_errors)
         saved = f"; row errors so far in {errors_file}" if errors_file else ""

@@ -13,7 +13,6 @@ Layout of an output folder::
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -21,8 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
-
-from pydantic import ValidationError
 
 from gavel.backends import load_backend
 from gavel.bench import registry
@@ -34,7 +31,7 @@ from gavel.bench.results import BenchmarkResult, BenchResults, FormatSpread, Inj
 from gavel.judge.engine import Judge
 from gavel.judge.records import JudgeRecord, LoadedRow, RowError
 from gavel.judge.result import JudgedRow, JudgeResult, Mode, Status
-from gavel.judge.runner import run_records
+from gavel.judge.runner import read_results, run_records
 from gavel.labels import PRIMARY_METRIC, Task
 
 log = logging.getLogger(__name__)
@@ -160,20 +157,11 @@ def _job(config: BenchConfig, target: BenchTarget, spec: str | None, fmt: str, i
 
 
 def read_judged(path: Path, wanted: dict[str, JudgeRecord]) -> list[JudgedRow]:
-    """The rows already in an output file for the wanted ids, one per id (the first); unreadable lines skipped."""
-    if not path.exists():
-        return []
-    rows = []
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            try:
-                row = json.loads(line)
-                if isinstance(row, dict) and row.get("id") in wanted:
-                    rows.append(JudgedRow(record=wanted[row["id"]], result=JudgeResult.model_validate(
-                        {k: v for k, v in row.items() if k in JudgeResult.model_fields})))
-            except (json.JSONDecodeError, ValidationError):
-                continue  # a torn tail (cut by the next run) or a foreign line
-    return unique_rows(rows)
+    """The results already in an output file for the wanted ids, one per id (the first written)."""
+    fields = JudgeResult.model_fields
+    return [JudgedRow(record=wanted[row["id"]],
+                      result=JudgeResult.model_validate({k: row[k] for k in fields if k in row}))
+            for row in read_results(path) if row["id"] in wanted]
 
 
 def judge_job(judge: Judge, records: list[JudgeRecord], path: Path, tick: Callable[[], None] | None) -> JobResult:
