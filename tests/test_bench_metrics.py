@@ -248,6 +248,11 @@ def test_bootstrap_degenerate_and_tiny_samples():
     perfect = [_pair("A", "A") for _ in range(10)]
     assert m.primary_ci(perfect, "pairwise") == (1.0, 1.0)  # every resample is 1.0
     assert m.primary_ci(perfect[:1], "pairwise") == (None, None)
+    # six absolute items: many resamples have constant scores (r undefined), so BCa is undefined; the
+    # percentile interval of the defined resamples stands in
+    few = [_row("absolute", str(g), str(p)) for g, p in [(1, 2), (2, 2), (3, 4), (4, 3), (5, 5), (3, 3)]]
+    low, high = m.primary_ci(few, "absolute")
+    assert low is not None and high is not None and low <= m.primary_value(few, "absolute") <= high
 
 
 def test_duplicate_ids_on_disk_are_counted_once():

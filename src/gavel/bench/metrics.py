@@ -328,7 +328,9 @@ def bootstrap_ci(arrays: Sequence[np.ndarray], statistic: Callable[..., Any], n_
     """BCa bootstrap CI of ``statistic(*arrays)``, resampling items (the same indices in every array).
 
     A statistic with an ``axis`` parameter is called vectorised; any other is called per resample (it may
-    return None, e.g. an undefined correlation). Constant numeric data has a degenerate interval: the
+    return None, e.g. an undefined correlation). Where some resamples are undefined (a Pearson r over a
+    resample of constant scores, common on a handful of items) BCa is undefined too, and the percentile
+    interval of the defined resamples is returned. Constant numeric data has a degenerate interval: the
     value itself. Fewer than two items: (None, None).
     """
     if len(arrays[0]) < 2:
@@ -343,11 +345,15 @@ def bootstrap_ci(arrays: Sequence[np.ndarray], statistic: Callable[..., Any], n_
         return np.nan if value is None else float(value)
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # BCa on a degenerate resample distribution: reported as None
+        warnings.simplefilter("ignore")  # BCa is undefined when resamples are (a correlation of constant scores)
         result = stats.bootstrap(tuple(arrays), statistic if vectorized else per_resample, paired=len(arrays) > 1,
                                  vectorized=vectorized, confidence_level=level, n_resamples=n_resamples,
                                  method="BCa", batch=200, rng=np.random.default_rng(seed))
-    return _clean(result.confidence_interval.low), _clean(result.confidence_interval.high)
+    low, high = result.confidence_interval
+    if not (np.isfinite(low) and np.isfinite(high)) and np.isfinite(result.bootstrap_distribution).any():
+        tail = (1 - level) / 2 * 100  # BCa undefined: the percentile interval of the defined resamples
+        low, high = np.nanpercentile(result.bootstrap_distribution, [tail, 100 - tail])
+    return _clean(low), _clean(high)
 
 
 def _mean_axis(values: np.ndarray, axis: int = -1) -> np.ndarray:
