@@ -26,7 +26,7 @@ def load_items(n: int) -> list:
     from gavel.bench import registry
 
     ctx = registry.LoadContext(registry.default_data_root())
-    records = registry.get("llmbar-natural").load(ctx).records + registry.get("mt-bench-human").load(ctx).records
+    records = registry.get("llmbar-natural").load(ctx) + registry.get("mt-bench-human").load(ctx)
     return records[:n]
 
 

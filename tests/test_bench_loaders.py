@@ -48,7 +48,7 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @cache
 def _load(name: str, seed: int = 0, root: Path | None = DATA_ROOT) -> tuple[JudgeRecord, ...]:
-    return tuple(get(name).load(LoadContext(root, seed=seed)).records)
+    return tuple(get(name).load(LoadContext(root, seed=seed)))
 
 
 def _dump(records: tuple[JudgeRecord, ...]) -> list[dict]:
@@ -106,7 +106,7 @@ def test_local_counts_labels_and_ids(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(LOCAL_COUNTS))
 def test_local_deterministic(name: str) -> None:
     first = _dump(_load(name))
-    second = _dump(tuple(get(name).load(LoadContext(DATA_ROOT, seed=0)).records))
+    second = _dump(tuple(get(name).load(LoadContext(DATA_ROOT, seed=0))))
     assert first == second
 
 
@@ -189,7 +189,7 @@ def test_hub_loaders_read_fixtures(name: str) -> None:
     task = get(name).task
     assert records and all(r.label in _valid_labels(task) for r in records)
     assert len({r.id for r in records}) == len(records)
-    assert _dump(records) == _dump(tuple(get(name).load(LoadContext(FIXTURES)).records))
+    assert _dump(records) == _dump(tuple(get(name).load(LoadContext(FIXTURES))))
 
 
 @pytest.mark.parametrize(
@@ -246,7 +246,7 @@ def test_local_copy_formats_agree(tmp_path: Path) -> None:
     saved_root = tmp_path / "saved"
     datasets.Dataset.from_list(rows).save_to_disk(str(saved_root / "llm-aggrefact" / "test"))
     for root in (parquet_root, saved_root):
-        assert _dump(tuple(get("llm-aggrefact").load(LoadContext(root)).records)) == expected
+        assert _dump(tuple(get("llm-aggrefact").load(LoadContext(root)))) == expected
 
 
 def test_load_hub_or_local_prefers_local(tmp_path: Path) -> None:

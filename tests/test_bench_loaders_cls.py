@@ -57,7 +57,7 @@ def ctx() -> LoadContext:
 
 @pytest.fixture(scope="module")
 def loaded(ctx: LoadContext) -> dict[str, list[JudgeRecord]]:
-    return {name: registry.get(name).load(ctx).records for name in EXPECTED}
+    return {name: registry.get(name).load(ctx) for name in EXPECTED}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -196,8 +196,9 @@ def test_a_bad_source_row_is_a_row_error_and_the_benchmark_survives(tmp_path: Pa
         for label in ("Consistent", "Mystery", "Unwanted"):
             writer.writerow({"source": "The cat sat.", "summary": "A cat sat.", "worst-label": label,
                              "best-label": "Consistent", "LLM": "m"})
-    data = registry.get("faithbench").load(LoadContext(tmp_path))
+    data = registry.get("faithbench").load_data(LoadContext(tmp_path))
     assert [(r.id, r.label) for r in data.records] == [("1", "Yes"), ("3", "No")]
     [error] = data.errors
     assert (error.row, error.id, error.field) == (2, "2", "label") and "Mystery" in error.message
     assert error.source.endswith("FaithBench.csv")
+    assert registry.get("faithbench").load(LoadContext(tmp_path)) == data.records  # load(): the records alone

@@ -352,7 +352,7 @@ def test_rewardbench_shaped_fixture_is_scored_by_section():
     from gavel.labels import rewardbench_section
 
     fixtures = Path(__file__).parent / "fixtures" / "bench"
-    records = get("rewardbench").load(LoadContext(fixtures)).records
+    records = get("rewardbench").load(LoadContext(fixtures))
     assert [r.extra_fields()["section"] for r in records] == [rewardbench_section(r.subset) for r in records]
     wrong = next(r.id for r in records if r.extra_fields()["section"] == "chat_hard")
     rows = [JudgedRow(record=r, result=JudgeResult(id=r.id, task=r.task, status="ok", model="m", template="t",

@@ -243,7 +243,7 @@ def _print_benchmarks(benchmarks, root) -> None:
         table.add_column(column)
     for bench in sorted(benchmarks.values(), key=lambda b: (b.task.value, b.name)):
         try:
-            items = str(len(bench.load(LoadContext(root)).records))
+            items = str(len(bench.load(LoadContext(root))))
         except (BenchmarkUnavailable, OSError) as exc:
             items = f"unavailable ({str(exc)[:40]}…)"
         table.add_row(bench.name, bench.task.value, ",".join(bench.suites), bench.gold, items, bench.description)

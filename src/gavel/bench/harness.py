@@ -114,7 +114,7 @@ def load_targets(names: list[str], files: list[Path], data_root: Path | None, li
     for name in names:
         bench = registry.get(name)
         try:
-            data = bench.load(ctx)
+            data = bench.load_data(ctx)
         except registry.BenchmarkUnavailable as exc:
             warn(f"skipping {name}: {exc}")
             continue

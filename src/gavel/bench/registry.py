@@ -7,6 +7,7 @@ report, and the benchmark survives it.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from gavel.judge.records import JudgeRecord, LoadedRow, RowError
 from gavel.labels import PRIMARY_METRIC, Task
 
 DATA_ROOT_ENV = "GAVEL_DATA_ROOT"
+log = logging.getLogger(__name__)
 
 
 #: The benchmark's data is neither under the data root nor reachable on the hub.
@@ -69,8 +71,16 @@ class Benchmark:
     def metric(self) -> str:
         return PRIMARY_METRIC[self.task]
 
-    def load(self, ctx: LoadContext) -> BenchData:
+    def load_data(self, ctx: LoadContext) -> BenchData:
+        """The valid records and the row errors (what `gavel bench` reports)."""
         return BenchData.split(self.loader(ctx))
+
+    def load(self, ctx: LoadContext) -> list[JudgeRecord]:
+        """The valid records; bad rows are logged (use :meth:`load_data` to get them)."""
+        data = self.load_data(ctx)
+        if data.errors:
+            log.warning("%s: %d bad row(s) left out, e.g. %s", self.name, len(data.errors), data.errors[0])
+        return data.records
 
 
 _REGISTRY: dict[str, Benchmark] = {}
