@@ -212,43 +212,53 @@ def _clean_follow_rate(rows: list[JudgedRow], records: list[JudgeRecord]) -> flo
 def score(config: BenchConfig, targets: list[BenchTarget], judged: dict[Job, JobResult]
           ) -> tuple[BenchResults, RowsByBench]:
     """Summaries per benchmark and judge (first format), baselines, the format spread and the injection probe."""
-    rows_by: RowsByBench = {t.name: {} for t in targets}
+    rows_by: RowsByBench = {}
     benchmarks: dict[str, BenchmarkResult] = {}
     formats: dict[str, dict[str, FormatSpread]] = {}
     for target in targets:
-        summaries: dict[str, Summary] = {}
-        errors = list(target.row_errors)
-        for spec in config.judges:
-            label = judge_label(spec)
-            values = {}
-            for fmt in config.formats:
-                result = judged[_job(config, target, spec, fmt)]
-                errors += result.row_errors
-                summary = summarise(result.rows, target.task, target.subsets_field, seed=config.seed)
-                values[fmt] = summary.value
-                if fmt == config.formats[0]:
-                    summaries[label], rows_by[target.name][label] = summary, result.rows
-            if config.injection:
-                probe = judged[_job(config, target, spec, config.formats[0], injection=True)]
-                errors += probe.row_errors
-                clean = _clean_follow_rate(rows_by[target.name][label], target.records)
-                probed = injection_metrics(probe.rows, target.task)
-                summaries[label].injection = Injection(**probed, follow_rate_clean=clean) if probed else None
-            if len(config.formats) > 1:
-                defined = [v for v in values.values() if v is not None]
-                formats.setdefault(target.name, {})[label] = FormatSpread(
-                    values=values, spread=max(defined) - min(defined) if defined else None)
-        if config.baselines:
-            for name in BASELINES:
-                rows = baseline_rows(name, target.records, seed=config.seed)
-                summaries[f"baseline:{name}"] = summarise(rows, target.task, target.subsets_field, seed=config.seed)
-                rows_by[target.name][f"baseline:{name}"] = rows
-        benchmarks[target.name] = BenchmarkResult(task=target.task, metric=PRIMARY_METRIC[target.task],
-                                                  judges=summaries, row_errors=errors)
+        benchmarks[target.name], rows_by[target.name], spreads = _score_target(config, target, judged)
+        if spreads:
+            formats[target.name] = spreads
     meta = RunMeta(command=config.command, date=time.strftime("%Y-%m-%d %H:%M:%S"), mode=config.mode.value,
                    both_orders=config.both_orders, limit=config.limit, seed=config.seed,
                    judges=[judge_label(s) for s in config.judges], formats=list(config.formats))
     return BenchResults(meta=meta, benchmarks=benchmarks, overall={}, formats=formats or None), rows_by
+
+
+def _score_target(config: BenchConfig, target: BenchTarget, judged: dict[Job, JobResult]
+                  ) -> tuple[BenchmarkResult, dict[str, list[JudgedRow]], dict[str, FormatSpread]]:
+    """One benchmark: every judge's summary (and rows), the baselines, and each judge's format spread."""
+    summaries: dict[str, Summary] = {}
+    rows_by: dict[str, list[JudgedRow]] = {}
+    spreads: dict[str, FormatSpread] = {}
+    errors = list(target.row_errors)
+    for spec in config.judges:
+        label = judge_label(spec)
+        values = {}
+        for fmt in config.formats:
+            result = judged[_job(config, target, spec, fmt)]
+            errors += result.row_errors
+            summary = summarise(result.rows, target.task, target.subsets_field, seed=config.seed)
+            values[fmt] = summary.value
+            if fmt == config.formats[0]:
+                summaries[label], rows_by[label] = summary, result.rows
+        if config.injection:
+            probe = judged[_job(config, target, spec, config.formats[0], injection=True)]
+            errors += probe.row_errors
+            probed = injection_metrics(probe.rows, target.task)
+            clean = _clean_follow_rate(rows_by[label], target.records)
+            summaries[label].injection = Injection(**probed, follow_rate_clean=clean) if probed else None
+        if len(config.formats) > 1:
+            defined = [v for v in values.values() if v is not None]
+            spreads[label] = FormatSpread(values=values, spread=max(defined) - min(defined) if defined else None)
+    if config.baselines:
+        for name in BASELINES:
+            rows_by[f"baseline:{name}"] = baseline_rows(name, target.records, seed=config.seed)
+            summaries[f"baseline:{name}"] = summarise(rows_by[f"baseline:{name}"], target.task,
+                                                      target.subsets_field, seed=config.seed)
+    result = BenchmarkResult(task=target.task, metric=PRIMARY_METRIC[target.task], judges=summaries,
+                             row_errors=errors)
+    return result, rows_by, spreads
 
 
 # ---------------------------------------------------------------- all four
