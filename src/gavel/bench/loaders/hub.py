@@ -11,10 +11,17 @@ import json
 from collections import Counter
 from typing import Any
 
-from gavel.bench.loaders._util import build_records, local_candidates, place_pair, round_score, text_or_empty
+from gavel.bench.loaders._util import (
+    build_records,
+    convert_rows,
+    local_candidates,
+    place_pair,
+    round_score,
+    text_or_empty,
+)
 from gavel.bench.registry import LoadContext, register
 from gavel.io import load_hub_or_local, load_local_only
-from gavel.judge.records import LoadedRow
+from gavel.judge.records import LoadedRow, RowError
 from gavel.labels import Task, rewardbench_section
 
 AGGREFACT_RUBRIC = {
@@ -33,10 +40,12 @@ LFQA_RUBRIC = (
 )
 
 
-def unique_ids(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Suffix ``-2``, ``-3``, ... onto repeated ids, in order, so every id is unique."""
+def unique_ids(rows: list[dict[str, Any] | RowError]) -> list[dict[str, Any] | RowError]:
+    """Suffix ``-2``, ``-3``, ... onto repeated ids, in order, so every id is unique (row errors pass)."""
     counts: Counter[str] = Counter()
     for row in rows:
+        if isinstance(row, RowError):
+            continue
         counts[row["id"]] += 1
         if counts[row["id"]] > 1:
             row["id"] = f"{row['id']}-{counts[row['id']]}"
@@ -53,7 +62,7 @@ def _biggen_rubric(raw: Any) -> dict[str, str]:
     return out
 
 
-def _biggen_row(raw: dict[str, Any]) -> dict[str, Any] | None:
+def _biggen_row(_: int, raw: dict[str, Any]) -> dict[str, Any] | None:
     if raw.get("human_score") is None:
         return None
     model = raw.get("response_model_name") or raw.get("model_name") or "model"
@@ -86,8 +95,7 @@ def load_biggen_bench(ctx: LoadContext) -> list[LoadedRow]:
     """
     local = local_candidates(ctx, "biggen-bench-results", "human_eval")
     raw_rows = load_hub_or_local("prometheus-eval/BiGGen-Bench-Results", None, "human_eval", local)
-    rows = [row for row in map(_biggen_row, raw_rows) if row is not None]
-    return build_records(unique_ids(rows), "biggen-bench")
+    return build_records(unique_ids(convert_rows(raw_rows, _biggen_row, "biggen-bench")), "biggen-bench")
 
 
 # --- RewardBench -----------------------------------------------------------------------------------
@@ -111,16 +119,17 @@ def load_rewardbench(ctx: LoadContext) -> list[LoadedRow]:
     """
     raw_rows = load_hub_or_local("allenai/reward-bench", None, "filtered",
                                  local_candidates(ctx, "reward-bench", "filtered"))
-    rows = []
-    for raw in raw_rows:
+
+    def row(_: int, raw: dict[str, Any]) -> dict[str, Any]:
         record_id = f"rewardbench-{raw['id']}"
         chosen, rejected = text_or_empty(raw["chosen"]), text_or_empty(raw["rejected"])
         response_a, response_b, label = place_pair(chosen, rejected, record_id, ctx.seed)
-        rows.append({"id": record_id, "task": "pairwise", "instruction": raw["prompt"],
-                     "response_a": response_a, "response_b": response_b, "label": label,
-                     "subset": raw["subset"], "section": rewardbench_section(raw["subset"]) or "other",
-                     "chosen_model": raw.get("chosen_model"), "rejected_model": raw.get("rejected_model")})
-    return build_records(unique_ids(rows), "rewardbench")
+        return {"id": record_id, "task": "pairwise", "instruction": raw["prompt"],
+                "response_a": response_a, "response_b": response_b, "label": label,
+                "subset": raw["subset"], "section": rewardbench_section(raw["subset"]) or "other",
+                "chosen_model": raw.get("chosen_model"), "rejected_model": raw.get("rejected_model")}
+
+    return build_records(unique_ids(convert_rows(raw_rows, row, "rewardbench")), "rewardbench")
 
 
 # --- InFoBench -------------------------------------------------------------------------------------
@@ -158,8 +167,7 @@ def load_infobench(ctx: LoadContext) -> list[LoadedRow]:
     """
     local = local_candidates(ctx, "infobench", "expert_annotations")
     raw_rows = load_local_only(local, "train", "the hub copy kqsong/InFoBench has no expert labels")
-    rows = [_infobench_row(number, raw) for number, raw in enumerate(raw_rows)]
-    return build_records(unique_ids(rows), "infobench")
+    return build_records(unique_ids(convert_rows(raw_rows, _infobench_row, "infobench")), "infobench")
 
 
 # --- LLM-AggreFact ---------------------------------------------------------------------------------
@@ -181,13 +189,13 @@ def load_llm_aggrefact(ctx: LoadContext) -> list[LoadedRow]:
     """
     local = local_candidates(ctx, "llm-aggrefact", "test")
     raw_rows = load_hub_or_local("lytang/LLM-AggreFact", None, "test", local)
-    rows = [
-        {"id": f"llm-aggrefact-{number}", "task": "classification", "instruction": raw["doc"],
-         "response": text_or_empty(raw["claim"]), "rubric": AGGREFACT_RUBRIC, "label": raw["label"],
-         "dataset": raw.get("dataset", "unknown")}
-        for number, raw in enumerate(raw_rows)
-    ]
-    return build_records(rows, "llm-aggrefact")
+
+    def row(number: int, raw: dict[str, Any]) -> dict[str, Any]:
+        return {"id": f"llm-aggrefact-{number}", "task": "classification", "instruction": raw["doc"],
+                "response": text_or_empty(raw["claim"]), "rubric": AGGREFACT_RUBRIC, "label": raw["label"],
+                "dataset": raw.get("dataset", "unknown")}
+
+    return build_records(convert_rows(raw_rows, row, "llm-aggrefact"), "llm-aggrefact")
 
 
 # --- InstruSum -------------------------------------------------------------------------------------
@@ -228,7 +236,7 @@ def load_instrusum(ctx: LoadContext) -> list[LoadedRow]:
     """
     raw_rows = load_hub_or_local("Salesforce/InstruSum", "human_eval_pairwise", "data",
                                  local_candidates(ctx, "instrusum", "human_eval_pairwise"))
-    return build_records([_instrusum_row(n, raw) for n, raw in enumerate(raw_rows)], "instrusum")
+    return build_records(convert_rows(raw_rows, _instrusum_row, "instrusum"), "instrusum")
 
 
 # --- LFQA ------------------------------------------------------------------------------------------
@@ -252,13 +260,14 @@ def load_lfqa(ctx: LoadContext) -> list[LoadedRow]:
     """
     local = local_candidates(ctx, "lfqa", "experts_pairwise_human_preferences")
     raw_rows = load_local_only(local, "train", "upstream carriex/lfqa_eval keeps the file in Git LFS")
-    rows = []
-    for number, raw in enumerate(raw_rows):
+
+    def row(number: int, raw: dict[str, Any]) -> dict[str, Any]:
         first = raw.get("answer_a", raw.get("answer1"))
         second = raw.get("answer_b", raw.get("answer2"))
-        rows.append({"id": f"lfqa-{number}", "task": "pairwise", "instruction": raw["question"],
-                     "response_a": text_or_empty(first), "response_b": text_or_empty(second),
-                     "label": _LFQA_PREFERENCE[int(raw["overall_preference"])], "rubric": LFQA_RUBRIC,
-                     "answer_a_type": raw.get("answer_a_type"), "answer_b_type": raw.get("answer_b_type")})
-    return build_records(rows, "lfqa")
+        return {"id": f"lfqa-{number}", "task": "pairwise", "instruction": raw["question"],
+                "response_a": text_or_empty(first), "response_b": text_or_empty(second),
+                "label": _LFQA_PREFERENCE[int(raw["overall_preference"])], "rubric": LFQA_RUBRIC,
+                "answer_a_type": raw.get("answer_a_type"), "answer_b_type": raw.get("answer_b_type")}
+
+    return build_records(convert_rows(raw_rows, row, "lfqa"), "lfqa")
 
