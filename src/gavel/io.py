@@ -9,7 +9,7 @@ import json
 import os
 import socket
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +170,21 @@ class JsonlAppender:
         os.close(self.fd)
 
 
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """(line number, row, error) for every non-blank line; a line that is not a JSON object gives an error."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, None, f"invalid JSON: {exc}"
+                continue
+            if isinstance(row, dict):
+                yield number, row, None
+            else:
+                yield number, None, "row is not a JSON object"
