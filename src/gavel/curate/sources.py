@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from gavel.bench.registry import LoadContext, default_data_root
-from gavel.judge.records import JudgeRecord, RowError, Task
+from gavel.judge.records import JudgeRecord, RowError, Task, validate_row
 from gavel.registry import Registry
 
 
@@ -79,14 +79,11 @@ def default_train_root(explicit: str | Path | None = None) -> Path | None:
 def make_item(source: str, file: Path | str, row: int, *, critique: str | None = None,
               author: str | None = None, **fields) -> Yielded:
     """Validate a record built from a source row; a bad row becomes a RowError, never an exception."""
-    fields = {k: v for k, v in fields.items() if v is not None}
-    try:
-        record = JudgeRecord.model_validate(fields)
-    except ValidationError as exc:
-        detail = exc.errors()[0]
-        field = ".".join(str(p) for p in detail.get("loc", ()) if not isinstance(p, int)) or None
-        message = str(detail.get("msg", exc)).removeprefix("Value error, ")
-        return RowError(source=f"{source}:{file}", row=row, id=str(fields.get("id")), field=field, message=message)
+    loaded = validate_row({k: v for k, v in fields.items() if v is not None}, f"{source}:{file}", row)
+    if loaded.error is not None:
+        return loaded.error
+    record = loaded.record
+    assert record is not None
     critique = critique.strip() if critique and critique.strip() else None
     return Item(id=record.id, source=source, record=record, critique=critique,
                 critique_author=author if critique else None, file=str(file), row=row)

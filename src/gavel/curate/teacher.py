@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gavel.io import read_jsonl
+from gavel.io import read_jsonl, repair_jsonl
 from gavel.judge.engine import Judge
 from gavel.judge.records import LABELS, JudgeRecord, LoadedRow, Task
 from gavel.judge.result import Mode
@@ -89,6 +89,7 @@ def run_teacher(calls: list[TeacherCall], cache: Path, judge_factory: Callable[[
 
     The judge is built only when some call is still to run, so a finished stage costs no model load.
     """
+    repair_jsonl(cache)  # a torn last line from a killed run is cut off before reading
     cached = {row["id"]: row for row in (read_jsonl(cache) if cache.exists() else []) if "id" in row}
     todo = [c for c in calls if c.id not in cached]
     if todo:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gavel.bench.registry import LoadContext
 from gavel.curate.sources import Yielded, make_item, register, row_error
-from gavel.io import DataUnavailable, load_hub_or_local
+from gavel.io import DataUnavailable, iter_jsonl, load_hub_or_local
 from gavel.judge.records import Task
 
 RowMapper = Callable[[str, Path, int, dict], Yielded]
@@ -24,23 +24,38 @@ def _local(ctx: LoadContext, name: str) -> list[Path]:
     return [folder / f"{name}.jsonl", folder / f"{name}.parquet", folder / name]
 
 
+def _rows(ctx: LoadContext, name: str, hub_id: str, config: str | None, split: str
+          ) -> Iterator[tuple[Path, int, dict | None, str | None]]:
+    """(where, row number, row, error): a local JSONL line by line (a bad line is an error, not fatal),
+    else a local Parquet/saved dataset or the hub through ``load_hub_or_local``."""
+    local = _local(ctx, name)
+    if local and local[0].is_file():
+        for number, row, error in iter_jsonl(local[0]):
+            yield local[0], number, row, error
+        return
+    try:
+        rows = load_hub_or_local(hub_id, config, split, local[1:])
+    except DataUnavailable as exc:
+        yield Path(hub_id), 0, None, f"source unavailable: {exc}"
+        return
+    where = next((p for p in local[1:] if p.exists()), Path(f"hf:{hub_id}"))
+    for number, row in enumerate(rows, start=1):
+        yield where, number, row, None
+
+
 def _hub_source(name: str, hub_id: str, split: str, tasks: tuple[Task, ...], description: str,
                 author: str | None, config: str | None = None) -> Callable[[RowMapper], RowMapper]:
     """Register a hub source whose rows are mapped one by one by the decorated function."""
 
     def wrap(mapper: RowMapper) -> RowMapper:
         def adapter(ctx: LoadContext) -> Iterator[Yielded]:
-            local = _local(ctx, name)
-            try:
-                rows = load_hub_or_local(hub_id, config, split, local)
-            except DataUnavailable as exc:
-                yield row_error(name, hub_id, 0, f"source unavailable: {exc}")
-                return
-            where = next((p for p in local if p.exists()), Path(f"hf:{hub_id}"))
-            for number, row in enumerate(rows, start=1):
+            for where, number, row, error in _rows(ctx, name, hub_id, config, split):
+                if error is not None:
+                    yield row_error(name, where, number, error)
+                    continue
                 try:
                     yield mapper(name, where, number, row)
-                except (KeyError, TypeError, ValueError, IndexError) as exc:
+                except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
                     yield row_error(name, where, number, f"unexpected row layout: {type(exc).__name__}: {exc}")
 
         register(name, tasks, description, hub_id=hub_id, critique_author=author, local=False)(adapter)
