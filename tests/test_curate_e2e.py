@@ -71,7 +71,7 @@ def test_card_reports_stages_consistency_and_decontamination(tiny_run):
     teacher = next(s for s in card["stages"] if s["name"] == "teacher")
     checked = sum(v["checked"] for per in card["consistency"]["per_source"].values() for v in per.values())
     assert teacher["in"]["calls"] == checked > 0
-    assert len(card["examples"]) == 3 and card["rows"] == len(card["examples"]) * 0 + card["rows"]
+    assert len(card["examples"]) == 3
     assert "Decontamination" in (out / "card.md").read_text()
 
 

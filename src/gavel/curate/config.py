@@ -25,7 +25,6 @@ class SourceConfig(_Strict):
 class TeacherConfig(_Strict):
     model: str | None = Field(None, description="gavel model spec; None = the embedded SmolLM2-135M")
     max_new_tokens: int = Field(96, ge=8)
-    batch_size: int | None = Field(None, ge=1, description="items per engine batch (default: the backend's)")
 
 
 class RewardModelConfig(_Strict):

@@ -31,7 +31,7 @@ def mr_gsm8k(ctx: LoadContext) -> Iterator[Yielded]:
             yield row_error("mr-gsm8k", path, 0, f"invalid JSON: {exc}")
             continue
         for number, row in enumerate(rows, start=1):
-            uuid = str(row.get("uuid")) if isinstance(row, dict) else ""
+            uuid = str(row.get("uuid") or "") if isinstance(row, dict) else ""
             if not uuid or uuid in seen:  # the files overlap: each solution once
                 if not uuid:
                     yield row_error("mr-gsm8k", path, number, "row has no uuid", field="uuid")
