@@ -45,12 +45,12 @@ def test_config_unknown_key_fails_early_naming_it(tmp_path):
 def test_config_unknown_source_lists_known_ones(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("sources: {shepperd: {}}\n")
-    with pytest.raises(ConfigError, match="unknown source.*shepperd.*known:.*shepherd"):
+    with pytest.raises(ConfigError, match=r"unknown source.*shepperd.*known:.*shepherd"):
         load_config(path)
 
 
 def test_config_rm_threshold_needs_a_model():
-    with pytest.raises(ValueError, match="rm_threshold but reward_model.model is not set"):
+    with pytest.raises(ValueError, match=r"rm_threshold but reward_model\.model is not set"):
         CurateConfig.model_validate({"sources": {"shepherd": {"rm_threshold": 0.1}}})
 
 
@@ -238,7 +238,8 @@ def test_decontamination_by_ngram_overlap():
     index.add("toy-bench", [bench])
     same = _item(1).model_copy(update={"record": bench.model_copy(update={"id": "x", "response": "Other."})})
     short_response = _item(2).model_copy(update={"record": JudgeRecord(
-        id="y", task="absolute", instruction="A different question entirely about cooking pasta well", response="Other.")})
+        id="y", task="absolute", instruction="A different question entirely about cooking pasta well",
+        response="Other.")})
     kept, removed, log = decontaminate([same, short_response, _item(3)], index, threshold=0.5)
     assert removed == {"toy-bench": 1} and log[0]["id"] == same.id
     assert [i.id for i in kept] == [short_response.id, "s-3"]

@@ -294,8 +294,11 @@ def run(config: CurateConfig, output: str | Path, *, only_source: str | None = N
         stage.note = f"{len(pairs)} pairs before orders, {len(rows)} rows"
     report.rows = rows
     with _stage(report, "export", None, console) as stage:
-        export(rows, output, report, started)
+        export(rows, output)
         stage.after = {"rows": len(rows)}
+    report.extra["wall_seconds_total"] = time.perf_counter() - started
+    card_module.write(report, output)
+    (output / "READY").touch()  # last: the folder is complete
     return report
 
 
@@ -318,8 +321,8 @@ def _run_teacher(calls: list[TeacherCall], cache: Path, config: CurateConfig, co
         return run_teacher(calls, cache, factory, on_result=advance)
 
 
-def export(rows: list[dict], output: Path, report: Report, started: float) -> None:
-    """dataset/ (save_to_disk), pairs.jsonl, card.md, card.json, then READY (last)."""
+def export(rows: list[dict], output: Path) -> None:
+    """DIR/pairs.jsonl and DIR/dataset (save_to_disk); the card and READY follow in `run`."""
     import datasets
 
     clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
@@ -329,6 +332,3 @@ def export(rows: list[dict], output: Path, report: Report, started: float) -> No
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     dataset = datasets.Dataset.from_list(clean) if clean else datasets.Dataset.from_dict({})
     dataset.save_to_disk(str(output / "dataset"))
-    report.extra["wall_seconds_total"] = time.perf_counter() - started
-    card_module.write(report, output)
-    (output / "READY").touch()
