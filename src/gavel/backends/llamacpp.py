@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,33 @@ from gavel.backends.base import REASONING_TAG, RESULT_TAG, Backend, BackendInfo,
 from gavel.backends.local import continuation, cut_at_result, label_probs_from_logits, label_token_ids
 
 
+@contextmanager
+def plain_weight_buffers() -> Iterator[None]:
+    """Load without llama.cpp's extra (repacked) weight buffers.
+
+    On CPUs with AMX (Intel Sapphire Rapids and later), llama-cpp-python 0.3.36 puts the Q4_1 weights in its AMX
+    buffer and crashes (SIGSEGV) at the first eval, with or without a LoRA adapter; plain buffers work everywhere.
+    The high-level `Llama` has no switch for it, so the default model parameters are patched while it loads.
+    """
+    import llama_cpp.llama as high_level
+
+    defaults = high_level.llama_cpp.llama_model_default_params
+
+    def without_repack():
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    high_level.llama_cpp.llama_model_default_params = without_repack
+    try:
+        yield
+    finally:
+        high_level.llama_cpp.llama_model_default_params = defaults
+
+
 class LlamaCppBackend(Backend):
-    batch_size = 8
+    #: Requests run one after another anyway: one record at a time lets the runner save each as it finishes.
+    batch_size = 1
 
     def __init__(self, model_path: str | Path, *, n_ctx: int = 8192, n_threads: int | None = None,
                  n_batch: int = 512, seed: int = 0, name: str | None = None) -> None:
@@ -31,13 +57,15 @@ class LlamaCppBackend(Backend):
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such GGUF file")
         threads = n_threads or int(os.environ.get("GAVEL_THREADS", 0)) or os.cpu_count() or 1
-        self.llm = Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, n_batch=n_batch,
-                         seed=seed, logits_all=False, verbose=False)
+        with plain_weight_buffers():
+            self.llm = Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, n_batch=n_batch,
+                             seed=seed, logits_all=False, verbose=False)
         n_ctx_train = int(self.llm.metadata.get(f"{self.llm.metadata.get('general.architecture', 'llama')}"
                                                 ".context_length", n_ctx))
         if n_ctx > n_ctx_train:
-            self.llm = Llama(str(path), n_ctx=n_ctx_train, n_threads=threads, n_threads_batch=threads,
-                             n_batch=n_batch, seed=seed, logits_all=False, verbose=False)
+            with plain_weight_buffers():
+                self.llm = Llama(str(path), n_ctx=n_ctx_train, n_threads=threads, n_threads_batch=threads,
+                                 n_batch=n_batch, seed=seed, logits_all=False, verbose=False)
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise ValueError(f"{path} has no chat template in its metadata (tokenizer.chat_template)")
@@ -108,16 +136,20 @@ class LlamaCppBackend(Backend):
         start = time.perf_counter()
         prompt = self.render(request.messages)
         tokens = self._encode(prompt)
-        budget = request.max_new_tokens if request.critique else 8
         try:
-            if len(tokens) + budget > self.llm.n_ctx():
-                raise InputTooLong(len(tokens), self.llm.n_ctx() - budget)
+            # every token the context will hold: prompt, the opener and closing tag, the critique, the verdict
+            fixed = len(self._encode(prompt + continuation("", request.critique)))
+            needed = fixed + (request.max_new_tokens if request.critique else 0) + 1
+            if needed > self.llm.n_ctx():
+                raise InputTooLong(len(tokens), len(tokens) + self.llm.n_ctx() - needed)
             critique, wrote_tag, generated = "", False, 0
             if request.critique:
                 opened = self._encode(prompt + REASONING_TAG)
                 critique, wrote_tag, generated = self._generate(opened, request.max_new_tokens, request.temperature)
-            tail = continuation(critique, request.critique)
-            logits = self._next_token_logits(self._encode(prompt + tail))
+            final = self._encode(prompt + continuation(critique, request.critique))
+            if len(final) >= self.llm.n_ctx():  # re-tokenising the critique took more room than generating it
+                raise InputTooLong(len(tokens), len(tokens) + self.llm.n_ctx() - len(final) - 1)
+            logits = self._next_token_logits(final)
             probs = label_probs_from_logits(logits, self._labels(request.labels))
         except InputTooLong as exc:
             return Reply(error=str(exc), input_error=True, prompt_tokens=len(tokens))

@@ -26,7 +26,7 @@ from gavel.curate.items import from_dataset, to_dataset
 from gavel.curate.mix import Pair, assign_kinds, dedup, rejected_label, select, with_orders
 from gavel.curate.sources import SOURCES, Item, default_train_root
 from gavel.curate.teacher import TeacherCall, build_judge, make_call, run_teacher
-from gavel.io import JsonlAppender
+from gavel.io import JsonlAppender, repair_jsonl_rows
 from gavel.judge.records import RowError
 from gavel.judge.result import Mode
 from gavel.judge.templates import load_templates
@@ -313,11 +313,8 @@ def _run_teacher(calls: list[TeacherCall], cache: Path, config: CurateConfig, co
         def advance(_result) -> None:
             progress.advance(task)
 
-        if cache.exists():
-            from gavel.io import read_jsonl
-
-            done_before = {r.get("id") for r in read_jsonl(cache)}
-            progress.advance(task, sum(c.id in done_before for c in calls))
+        done_before = {r.get("id") for r in repair_jsonl_rows(cache)}
+        progress.advance(task, sum(c.id in done_before for c in calls))
         return run_teacher(calls, cache, factory, on_result=advance)
 
 

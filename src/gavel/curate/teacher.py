@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gavel.io import read_jsonl, repair_jsonl
+from gavel.io import repair_jsonl_rows
 from gavel.judge.engine import Judge
 from gavel.judge.records import LABELS, JudgeRecord, LoadedRow, Task
 from gavel.judge.result import Mode
@@ -89,8 +89,8 @@ def run_teacher(calls: list[TeacherCall], cache: Path, judge_factory: Callable[[
 
     The judge is built only when some call is still to run, so a finished stage costs no model load.
     """
-    repair_jsonl(cache)  # a torn last line from a killed run is cut off before reading
-    cached = {row["id"]: row for row in (read_jsonl(cache) if cache.exists() else []) if "id" in row}
+    # a torn last line from a killed run is cut off before reading
+    cached = {row["id"]: row for row in repair_jsonl_rows(cache) if "id" in row}
     todo = [c for c in calls if c.id not in cached]
     if todo:
         judge = judge_factory()
@@ -101,5 +101,5 @@ def run_teacher(calls: list[TeacherCall], cache: Path, judge_factory: Callable[[
             with errors.open("a", encoding="utf-8") as handle:
                 for error in summary.row_errors:
                     handle.write(error.model_dump_json() + "\n")
-        cached = {row["id"]: row for row in read_jsonl(cache) if "id" in row}
+        cached = {row["id"]: row for row in repair_jsonl_rows(cache) if "id" in row}
     return {c.id: cached[c.id] for c in calls if c.id in cached}
