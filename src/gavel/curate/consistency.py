@@ -7,8 +7,8 @@ counts as reaching a verdict:
   the label distribution at ``**Result:**`` (local backends stop generating at the tag and score the next
   token; when the teacher ran out of tokens before writing the tag, the engine appends it: status
   ``forced``). It must equal the target (gold for chosen, the intended wrong verdict for rejected).
-- The critique text itself must not name another verdict (a tolerant parse of the critique alone, e.g.
-  "Score: 2" inside a critique meant for 4, is a contradiction).
+- The critique text itself must not state another verdict: no line or sentence of it may be read as a
+  different verdict by the engine's tolerant parser ("Score: 2." inside a critique meant for 4).
 - Weak teachers are cut off mid-sentence: the critique is trimmed to its last complete sentence; one with
   no complete sentence (or nothing left) does not reach anything and is dropped.
 """
@@ -19,7 +19,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from gavel.judge.parsing import extract_critique, parse_output
+from gavel.judge.parsing import extract_critique, parse_output, tolerant_result
 from gavel.judge.records import Task
 
 _SENTENCE_END = re.compile(r"[.!?](?:[\"')\]]*)(?=\s|$)")
@@ -32,6 +32,13 @@ def trim_to_sentence(text: str) -> str | None:
     if not ends:
         return None
     return text[:ends[-1].end()].strip() or None
+
+
+def stated_verdicts(task: Task, text: str) -> set[str]:
+    """Verdicts the text states outright: any line or sentence the engine's tolerant parser reads as one
+    ("Score: 2.", "Verdict: Response B")."""
+    pieces = [p for line in text.splitlines() for p in re.split(r"(?<=[.!?])\s+", line) if p.strip()]
+    return {label for p in pieces if (label := tolerant_result(task, p)) is not None}
 
 
 @dataclass(frozen=True)
@@ -54,8 +61,8 @@ def check(task: Task, row: dict, target: str) -> Verdict:
         return Verdict(False, None, "wrong verdict")
     critique = extract_critique(raw) or ""
     critique = re.split(r"\*\*Result", critique, maxsplit=1)[0]
-    stated = parse_output(task, critique).result
-    if stated is not None and stated != target:
+    stated = stated_verdicts(task, critique)
+    if stated - {target}:
         return Verdict(False, None, "critique names another verdict")
     trimmed = trim_to_sentence(critique)
     if trimmed is None:
