@@ -130,3 +130,10 @@ def test_unavailable_hub_source_is_one_logged_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     out = list(SOURCES.get("offsetbias").load(LoadContext(data_root=tmp_path)))
     assert len(out) == 1 and isinstance(out[0], RowError) and "source unavailable" in out[0].message
+
+
+def test_registry_refuses_a_second_entry_with_the_same_name():
+    from gavel.curate.sources import register
+
+    with pytest.raises(ValueError, match="source 'shepherd' registered twice"):
+        register("shepherd", (Task.absolute,), "again")(lambda ctx: iter(()))
