@@ -100,6 +100,8 @@ def test_cli_only_source_and_bad_config(tiny_run, tmp_path):
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in (tmp_path / "o" / "pairs.jsonl").read_text().splitlines()]
     assert rows and {r["source"] for r in rows} == {"prmbench"}
+    listed = CliRunner().invoke(app, ["curate", "--list"])
+    assert listed.exit_code == 0 and "prometheus-feedback" in listed.output and "shepherd" in listed.output
     bad = tmp_path / "bad.yaml"
     bad.write_text("sources: {prmbench: {wieght: 2}}\n")
     result = CliRunner().invoke(app, ["curate", str(bad), "-o", str(tmp_path / "b")])

@@ -7,6 +7,7 @@ occur in that benchmark's index; texts shorter than n words are compared whole (
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections import Counter
@@ -26,11 +27,17 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def _stable_hash(text: str) -> int:
+    """64-bit hash that is the same in every process (Python's str hash is salted per process, and the index
+    built here is shared with `datasets` worker processes)."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
 def ngrams(text: str, n: int) -> set[int]:
     tokens = words(text)
     if len(tokens) < n:
-        return {hash(" ".join(tokens))} if tokens else set()
-    return {hash(" ".join(tokens[i:i + n])) for i in range(len(tokens) - n + 1)}
+        return {_stable_hash(" ".join(tokens))} if tokens else set()
+    return {_stable_hash(" ".join(tokens[i:i + n])) for i in range(len(tokens) - n + 1)}
 
 
 def record_texts(record: JudgeRecord) -> list[str]:
