@@ -269,3 +269,23 @@ def test_rm_filter_with_a_tiny_random_reward_model(tmp_path):
     assert dropped == {"a": 2} and len(kept) == 3 and items[4] in kept
     assert all_scores[:4] == pytest.approx(scores)
     assert json.dumps(all_scores[4]) == "NaN"  # no threshold for source b: not scored
+
+
+def test_item_stages_run_as_datasets_maps_in_worker_processes(tmp_path):
+    from gavel.bench.registry import LoadContext
+    from gavel.curate.pipeline import Report, _tokenizer, decontaminate, lengths
+    from gavel.curate.sources import SOURCES
+
+    fixtures = Path(__file__).parent / "fixtures" / "curate"
+    items = [i for i in SOURCES.get("shepherd").load(LoadContext(data_root=fixtures / "train")) if isinstance(i, Item)]
+    config = CurateConfig.model_validate({
+        "sources": {"shepherd": {}}, "num_proc": 2, "mix": {"max_tokens": 600, "max_critique_tokens": 20},
+        "decontam": {"data_root": str(fixtures / "benchmarks"), "benchmarks": None}})
+    report = Report(config=config.model_dump(mode="json"))
+    kept = decontaminate(items, config, report)
+    assert report.decontam_removed == {"metacritique": {"shepherd": 1}} and len(kept) == len(items) - 1
+    short, removed = lengths(kept, config, _tokenizer(None), load_templates(None))
+    assert len(short) + removed == len(kept)
+    tokenizer = _tokenizer(None)
+    for item in short:
+        assert item.critique is None or len(tokenizer(item.critique)["input_ids"]) <= 20
