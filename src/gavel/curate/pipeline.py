@@ -98,7 +98,10 @@ def load_sources(config: CurateConfig, report: Report, errors_file: Path) -> lis
     try:
         for name in config.sources:
             source = SOURCES.get(name)
-            for entry in source.load(ctx) if ctx.data_root is not None or not source.local else ():
+            if ctx.data_root is None and source.local:
+                report.unavailable_sources[name] = "no training-data root: set data_root or GAVEL_DATA_ROOT"
+                continue
+            for entry in source.load(ctx):
                 if isinstance(entry, RowError):
                     if entry.row == 0 and entry.message.startswith("source unavailable"):
                         report.unavailable_sources[name] = entry.message
@@ -107,8 +110,6 @@ def load_sources(config: CurateConfig, report: Report, errors_file: Path) -> lis
                     log.warning("%s: %s", name, entry)
                 else:
                     items.append(entry)
-            if ctx.data_root is None and source.local:
-                report.unavailable_sources[name] = "no training-data root: set data_root or GAVEL_DATA_ROOT"
     finally:
         writer.close()
     return items
