@@ -231,6 +231,7 @@ def curate(
     from gavel.curate.config import ConfigError, load_config
     from gavel.curate.pipeline import OutputFrozen, run
     from gavel.curate.sources import SOURCES
+    from gavel.io import OutputError
 
     if list_:
         table = Table(title="curation sources")
@@ -247,7 +248,7 @@ def curate(
     try:
         config = load_config(config_path)
         report = run(config, output, only_source=only_source, console=console)
-    except (ConfigError, OutputFrozen, ValueError, KeyError) as exc:
+    except (ConfigError, OutputFrozen, OutputError, ValueError, KeyError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     console.print(f"{len(report.rows)} pairs -> {output / 'dataset'}, {output / 'pairs.jsonl'}; "
