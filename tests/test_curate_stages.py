@@ -289,3 +289,16 @@ def test_item_stages_run_as_datasets_maps_in_worker_processes(tmp_path):
     tokenizer = _tokenizer(None)
     for item in short:
         assert item.critique is None or len(tokenizer(item.critique)["input_ids"]) <= 20
+
+
+def test_teacher_cache_from_another_teacher_is_refused(tmp_path):
+    from gavel.io import OutputError
+
+    cache = tmp_path / "teacher.jsonl"
+    calls = [make_call(f"s-{i}", _item(i).record, "rejected", "3") for i in range(3)]
+    run_teacher(calls[:1], cache, lambda: Judge(_CountingBackend(), template=TeacherTemplates(load_templates(None))))
+    other = _CountingBackend()
+    other.info = BackendInfo(name="another-teacher", kind="test")
+    with pytest.raises(OutputError, match="other settings"):
+        run_teacher(calls, cache, lambda: Judge(other, template=TeacherTemplates(load_templates(None))))
+    assert other.seen == 0
