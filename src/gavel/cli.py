@@ -235,6 +235,45 @@ def bench(
     console.print(f"report: {output / 'report.md'}  results: {output / 'results.json'}")
 
 
+@app.command()
+def curate(
+    config_path: Annotated[Path | None, typer.Argument(metavar="CONFIG", help="Curation config (YAML); see "
+                                                       "configs/curate/ and docs/curate.md.")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder: dataset/, pairs.jsonl, card.md, "
+                                         "card.json, READY. Re-running resumes the teacher stage.")] = Path(
+        "curate-out"),
+    only_source: Annotated[str | None, typer.Option(
+        "--only-source", help="Build a single-source mix from the config's source NAME.")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the registered sources and exit.")] = False,
+) -> None:
+    """Curate public judge data into DPO preference pairs (TRL format) with a data card."""
+    from gavel.curate.config import ConfigError, load_config
+    from gavel.curate.pipeline import OutputFrozen, run
+    from gavel.curate.sources import SOURCES
+    from gavel.io import OutputError
+
+    if list_:
+        table = Table(title="curation sources")
+        for column in ("name", "tasks", "local", "hub id", "description"):
+            table.add_column(column)
+        for name, source in sorted(SOURCES.all().items()):
+            table.add_row(name, ",".join(t.value for t in source.tasks), "yes" if source.local else "no",
+                          source.hub_id or "-", source.description)
+        Console(width=200).print(table)
+        return
+    if config_path is None:
+        console.print("[red]error:[/red] missing CONFIG (a curation YAML file)")
+        raise typer.Exit(2)
+    try:
+        config = load_config(config_path)
+        report = run(config, output, only_source=only_source, console=console)
+    except (ConfigError, OutputFrozen, OutputError, ValueError, KeyError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"{len(report.rows)} pairs -> {output / 'dataset'}, {output / 'pairs.jsonl'}; "
+                  f"card: {output / 'card.md'}")
+
+
 def _print_benchmarks(benchmarks, root) -> None:
     from gavel.bench.registry import BenchmarkUnavailable, LoadContext
 

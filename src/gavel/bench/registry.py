@@ -16,6 +16,7 @@ from pathlib import Path
 from gavel.io import DataUnavailable
 from gavel.judge.records import JudgeRecord, LoadedRow, RowError
 from gavel.labels import PRIMARY_METRIC, Task
+from gavel.registry import Registry
 
 DATA_ROOT_ENV = "GAVEL_DATA_ROOT"
 log = logging.getLogger(__name__)
@@ -83,41 +84,33 @@ class Benchmark:
         return data.records
 
 
-_REGISTRY: dict[str, Benchmark] = {}
+def _ensure_loaded() -> None:
+    from gavel.bench import loaders  # noqa: F401 - importing registers every benchmark
+
+
+_REGISTRY: Registry[Benchmark] = Registry("benchmark", _ensure_loaded)
 
 
 def register(name: str, task: Task, description: str, **kwargs) -> Callable[[Loader], Loader]:
     """Decorator: ``@register("hhh", Task.pairwise, "HHH alignment", suites=("paper", "local"))``."""
 
     def wrap(loader: Loader) -> Loader:
-        if name in _REGISTRY:
-            raise ValueError(f"benchmark {name!r} registered twice")
-        _REGISTRY[name] = Benchmark(name=name, task=task, loader=loader, description=description, **kwargs)
+        _REGISTRY.add(name, Benchmark(name=name, task=task, loader=loader, description=description, **kwargs))
         return loader
 
     return wrap
 
 
-def _ensure_loaded() -> None:
-    from gavel.bench import loaders  # noqa: F401 - importing registers every benchmark
-
-
 def get(name: str) -> Benchmark:
-    _ensure_loaded()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown benchmark {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+    return _REGISTRY.get(name)
 
 
 def all_benchmarks() -> dict[str, Benchmark]:
-    _ensure_loaded()
-    return dict(_REGISTRY)
+    return _REGISTRY.all()
 
 
 def suite(name: str) -> list[Benchmark]:
-    _ensure_loaded()
-    found = [b for b in _REGISTRY.values() if name in b.suites]
+    found = [b for b in _REGISTRY.all().values() if name in b.suites]
     if not found:
         known = sorted({s for b in _REGISTRY.values() for s in b.suites})
         raise KeyError(f"unknown suite {name!r}; known: {', '.join(known)}")
