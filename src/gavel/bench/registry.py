@@ -112,7 +112,7 @@ def all_benchmarks() -> dict[str, Benchmark]:
 def suite(name: str) -> list[Benchmark]:
     found = [b for b in _REGISTRY.all().values() if name in b.suites]
     if not found:
-        known = sorted({s for b in _REGISTRY.values() for s in b.suites})
+        known = sorted({s for b in _REGISTRY.all().values() for s in b.suites})
         raise KeyError(f"unknown suite {name!r}; known: {', '.join(known)}")
     return found
 
