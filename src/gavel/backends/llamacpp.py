@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +18,36 @@ from gavel.backends.base import REASONING_TAG, RESULT_TAG, Backend, BackendInfo,
 from gavel.backends.local import continuation, cut_at_result, label_probs_from_logits, label_token_ids
 
 
+@contextmanager
+def _plain_weight_buffers() -> Iterator[None]:
+    """Load without llama.cpp's extra (repacked) weight buffers.
+
+    On CPUs with AMX (Intel Sapphire Rapids and later), llama-cpp-python 0.3.36 puts the Q4_1 weights in its AMX
+    buffer and crashes (SIGSEGV) at the first eval, with or without a LoRA adapter; plain buffers work everywhere.
+    The high-level `Llama` has no switch for it, so the default model parameters are patched while it loads.
+    """
+    import llama_cpp.llama as high_level
+
+    defaults = high_level.llama_cpp.llama_model_default_params
+
+    def without_repack():
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    high_level.llama_cpp.llama_model_default_params = without_repack
+    try:
+        yield
+    finally:
+        high_level.llama_cpp.llama_model_default_params = defaults
+
+
 class LlamaCppBackend(Backend):
     batch_size = 8
 
     def __init__(self, model_path: str | Path, *, n_ctx: int = 8192, n_threads: int | None = None,
-                 n_batch: int = 512, seed: int = 0, name: str | None = None) -> None:
+                 n_batch: int = 512, seed: int = 0, name: str | None = None,
+                 lora_path: str | Path | None = None) -> None:
         try:
             from llama_cpp import Llama
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -31,13 +57,18 @@ class LlamaCppBackend(Backend):
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such GGUF file")
         threads = n_threads or int(os.environ.get("GAVEL_THREADS", 0)) or os.cpu_count() or 1
-        self.llm = Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, n_batch=n_batch,
-                         seed=seed, logits_all=False, verbose=False)
+        if lora_path is not None and not Path(lora_path).is_file():
+            raise FileNotFoundError(f"{lora_path}: no such LoRA adapter (GGUF)")
+        lora = {"lora_path": str(lora_path)} if lora_path else {}
+        with _plain_weight_buffers():
+            self.llm = Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, n_batch=n_batch,
+                             seed=seed, logits_all=False, verbose=False, **lora)
         n_ctx_train = int(self.llm.metadata.get(f"{self.llm.metadata.get('general.architecture', 'llama')}"
                                                 ".context_length", n_ctx))
         if n_ctx > n_ctx_train:
-            self.llm = Llama(str(path), n_ctx=n_ctx_train, n_threads=threads, n_threads_batch=threads,
-                             n_batch=n_batch, seed=seed, logits_all=False, verbose=False)
+            with _plain_weight_buffers():
+                self.llm = Llama(str(path), n_ctx=n_ctx_train, n_threads=threads, n_threads_batch=threads,
+                                 n_batch=n_batch, seed=seed, logits_all=False, verbose=False, **lora)
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise ValueError(f"{path} has no chat template in its metadata (tokenizer.chat_template)")
