@@ -58,7 +58,6 @@ class TrainConfig(BaseModel):
     bf16: bool = False
     gradient_checkpointing: bool = False
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: all cores)")
-    deepspeed: Path | None = Field(None, description="DeepSpeed JSON config (multi-GPU recipes)")
     # bookkeeping
     logging_steps: int = Field(1, ge=1)
     save_steps: int = Field(10, ge=1)
@@ -70,8 +69,8 @@ class TrainConfig(BaseModel):
     def resolved(self, root: Path) -> TrainConfig:
         """A copy whose relative paths are taken from `root` (the config file's folder)."""
         def fix(path: Path | None) -> Path | None:
-            return None if path is None or path.is_absolute() else root / path
-        update = {"data": fix(self.data), "output_dir": fix(self.output_dir), "deepspeed": fix(self.deepspeed)}
+            return None if path is None or path.is_absolute() else (root / path).resolve()
+        update = {"data": fix(self.data), "output_dir": fix(self.output_dir)}
         if not Path(self.base).is_absolute() and (root / self.base).exists():
             update["base"] = str(root / self.base)
         return self.model_copy(update={k: v for k, v in update.items() if v is not None})
@@ -88,15 +87,16 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
-    """Read a training config, or the ``train:`` section of a recipe, and apply command-line overrides."""
+    """Read a training config, or the ``train:`` section of a recipe; command-line overrides (paths relative
+    to the working folder) replace its values."""
     path = Path(path)
     data = read_yaml(path)
-    section = data.get("train", data) if "train" in data else data
+    section = data["train"] if "train" in data else data
     if not isinstance(section, dict):
         raise ValueError(f"{path}: the train section must be a mapping")
-    section = section | {k: v for k, v in overrides.items() if v is not None}
     try:
-        config = TrainConfig.model_validate(section)
+        config = TrainConfig.model_validate(section).resolved(path.parent.resolve())
+        given = {k: Path(v).resolve() if isinstance(v, Path) else v for k, v in overrides.items() if v is not None}
+        return TrainConfig.model_validate(config.model_dump() | given)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
-    return config.resolved(path.parent.resolve())

@@ -39,6 +39,16 @@ def pairs_path(data: Path) -> Path:
     raise FileNotFoundError(f"{data}: no such pairs file or curate folder")
 
 
+def check_pair(source: Path, index: int, row: dict[str, Any]) -> None:
+    """A clear error naming the file, row and field when a row breaks the curate contract."""
+    for column in PAIR_COLUMNS:
+        messages = row.get(column)
+        if not (isinstance(messages, list) and messages
+                and all(isinstance(m, dict) and "role" in m and "content" in m for m in messages)):
+            raise ValueError(f"{source}: row {index}, field {column!r}: expected a list of chat messages "
+                             "({'role': ..., 'content': ...})")
+
+
 def load_pairs(data: Path):
     """The preference pairs as a `datasets.Dataset`, checked against the curate contract."""
     from datasets import Dataset, load_from_disk
@@ -46,26 +56,22 @@ def load_pairs(data: Path):
     source = pairs_path(data)
     if source.is_dir():
         dataset = load_from_disk(str(source))
+        rows = dataset.select(range(min(len(dataset), 50)))  # arrow already holds one type per column
     else:
         from gavel.io import read_jsonl
 
-        dataset = Dataset.from_list(read_jsonl(source))
-    missing = [c for c in PAIR_COLUMNS if c not in dataset.column_names]
-    if missing:
-        raise ValueError(f"{source}: missing column(s) {', '.join(missing)} (see the curate contract)")
-    for i, row in enumerate(dataset.select(range(min(len(dataset), 50)))):
-        for column in PAIR_COLUMNS:
-            messages = row[column]
-            if not (isinstance(messages, list) and messages and all("role" in m and "content" in m for m in messages)):
-                raise ValueError(f"{source}: row {i}, field {column!r}: expected a list of chat messages")
-    return dataset
+        rows = read_jsonl(source)
+    for index, row in enumerate(rows):
+        check_pair(source, index, row)
+    return dataset if source.is_dir() else Dataset.from_list(rows)
 
 
 def fit_length(dataset, tokenizer, max_length: int):
     """Drop pairs whose prompt + answer exceeds `max_length` tokens (truncation would cut off the verdict)."""
     def lengths(row: dict[str, Any]) -> dict[str, int]:
-        longest = max(len(tokenizer.apply_chat_template(row["prompt"] + row[side], tokenize=True)) for side in
-                      ("chosen", "rejected"))
+        longest = max(len(tokenizer.apply_chat_template(row["prompt"] + row[side], tokenize=True,
+                                                         return_dict=True)["input_ids"])
+                      for side in ("chosen", "rejected"))
         return {"length": longest}
 
     measured = dataset.map(lengths, desc="measuring pair lengths")
@@ -114,7 +120,7 @@ def dpo_args(config: TrainConfig, *, use_cpu: bool | None = None):
         bf16=config.bf16, gradient_checkpointing=config.gradient_checkpointing, use_cpu=cpu,
         logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps,
         save_total_limit=config.save_total_limit, seed=config.seed, report_to="none",
-        deepspeed=str(config.deepspeed) if config.deepspeed else None, dataloader_num_workers=0,
+        dataloader_num_workers=0,
     )
     return DPOConfig(**(args | config.extra))
 
@@ -211,8 +217,8 @@ def prepare_data(config: TrainConfig, tokenizer):
     if (saved / "dataset_info.json").exists():
         return load_from_disk(str(saved))
     dataset = load_pairs(config.data)
-    if config.limit:
-        dataset = dataset.select(range(min(config.limit, len(dataset))))
+    if config.limit and config.limit < len(dataset):
+        dataset = dataset.shuffle(seed=config.seed).select(range(config.limit))
     dataset = fit_length(dataset, tokenizer, config.max_length)
     dataset.save_to_disk(str(saved))
     return load_from_disk(str(saved))
