@@ -180,3 +180,32 @@ def test_selene_recipe_builds_trainer_arguments():
     assert deepspeed["zero_optimization"]["stage"] == 3
     two_nodes = yaml.safe_load((REPO / "recipes" / "accelerate" / "zero3-2x8gpu.yaml").read_text())
     assert two_nodes["num_processes"] == two_nodes["num_machines"] * 8
+
+
+# -- gavel recipe: the comparison report ------------------------------------------------------------
+def test_recipe_loads_with_stage_paths(tmp_path):
+    from gavel.train.recipe import base_spec, load_recipe, trained_spec
+
+    recipe = load_recipe(REPO / "recipes" / "tiny-cpu.yaml", output_dir=tmp_path / "run")
+    assert recipe.train.output_dir == tmp_path / "run" / "train"
+    assert recipe.curate.config == (REPO / "configs" / "curate" / "cpu.yaml").resolve()
+    assert base_spec(recipe.train) == "hf:smollm2" and trained_spec(recipe.train).endswith("train/merged")
+    assert set(recipe.bench.pairwise) >= {"llmbar-natural", "llmbar-adversarial", "hhh", "mt-bench-human", "auto-j"}
+
+
+def _pair_row(i: int, verdict: str, status: str = "logits") -> dict:
+    return {"id": str(i), "task": "pairwise", "label": "A" if i % 2 else "B", "result": verdict, "status": status,
+            "completion_tokens": 10 + i}
+
+
+def test_paired_delta_and_status_stats():
+    from gavel.train.recipe import paired_delta, status_stats
+
+    base = [_pair_row(i, "A") for i in range(40)]  # always A: right on the odd items only
+    trained = [_pair_row(i, "A" if i % 2 else "B", "ok") for i in range(40)]  # always right
+    result = paired_delta(base, trained, "pairwise")
+    assert result["n"] == 40 and result["delta"] == pytest.approx(0.5)
+    assert result["ci_low"] <= 0.5 <= result["ci_high"] and result["ci_low"] > 0.3
+    assert paired_delta(base, base, "pairwise")["delta"] == 0
+    assert status_stats(trained) == {"ok_rate": 1.0, "median_completion_tokens": 29.5}
+    assert status_stats(base)["ok_rate"] == 0.0

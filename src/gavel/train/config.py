@@ -91,7 +91,7 @@ def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
     to the working folder) replace its values."""
     path = Path(path)
     data = read_yaml(path)
-    section = data["train"] if "train" in data else data
+    section = data.get("train", data)
     if not isinstance(section, dict):
         raise ValueError(f"{path}: the train section must be a mapping")
     try:
