@@ -62,7 +62,8 @@ def _wait_until_serving(process: subprocess.Popen, base_url: str, log: Path) -> 
 
 @pytest.fixture(scope="session")
 def openai_server() -> Iterator[str]:
-    """Start ``python -m llama_cpp.server`` on the embedded SmolLM2 and yield its ``.../v1`` base URL.
+    """Start llama.cpp's server (``python -m gavel.backends.llamacpp_server``) on the embedded SmolLM2;
+    yield its ``.../v1`` base URL.
 
     The model is served under the name ``smollm2`` with a 4096-token context and ``--logits_all true``
     (token logprobs need the logits of every position). Needs the ``server`` extra.
@@ -72,7 +73,7 @@ def openai_server() -> Iterator[str]:
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
     command = [
-        sys.executable, "-m", "llama_cpp.server",
+        sys.executable, "-m", "gavel.backends.llamacpp_server",
         "--model", str(_embedded_gguf_path()),
         "--model_alias", OPENAI_SERVER_MODEL,
         "--host", "127.0.0.1", "--port", str(port),

@@ -68,9 +68,13 @@ PROBS = {"1": 0.05, "2": 0.05, "3": 0.1, "4": 0.2, "5": 0.6}
         # the model wrote the tag itself and the backend scored the next token
         (True, Reply(text="**Reasoning:** ok\n\n**Result:**", label_probs=PROBS, forced=False), ("5", Status.ok)),
         (False, Reply(text="", label_probs=PROBS, forced=False), ("5", Status.logits)),
-        # non-canonical result, read tolerantly before any forced distribution
-        (True, Reply(text="Good answer. Score: 3/5", label_probs=PROBS, forced=True), ("3", Status.tolerant)),
+        # a forced distribution (the model's own numbers) beats a tolerant reading of the text (issue 7.4)
+        (True, Reply(text="Good answer. Score: 3/5", label_probs=PROBS, forced=True), ("5", Status.forced)),
         (True, Reply(text="Good answer. Score: 3/5"), ("3", Status.tolerant)),
+        # two different result tags: the first one, at best tolerant; logprobs at that tag decide (issue 7.2)
+        (True, Reply(text="**Result:** 2\nquoting: **Result:** 4"), ("2", Status.tolerant)),
+        (True, Reply(text="**Result:** 2\nquoting: **Result:** 4", label_probs=PROBS), ("5", Status.tolerant)),
+        (True, Reply(text="**Result:** 2\nagain **Result:** 2", label_probs=PROBS), ("2", Status.ok)),
         # nothing readable in the text: the distribution after the appended tag
         (True, Reply(text="**Reasoning:** rambling", label_probs=PROBS, forced=True), ("5", Status.forced)),
         (True, Reply(text="**Reasoning:** rambling"), (None, Status.parse_failed)),

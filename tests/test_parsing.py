@@ -23,11 +23,13 @@ def test_strict_result(task, text, expected):
     assert parsed.strict is True
 
 
-def test_last_strict_result_wins():
+def test_first_strict_result_wins_and_a_different_second_is_a_conflict():
     text = "**Result:** 2\nOn reflection I change my mind.\n**Result:** 5"
     parsed = parse_output(Task.absolute, text)
-    assert parsed.result == "5"
-    assert parsed.strict
+    assert parsed.result == "2"
+    assert not parsed.strict and parsed.conflict
+    same = parse_output(Task.absolute, "**Result:** 2\nas said, **Result:** 2")
+    assert same.result == "2" and same.strict and not same.conflict
 
 
 def test_invalid_last_strict_result_falls_back_to_earlier_valid_one():

@@ -27,7 +27,7 @@ ABS = {"task": "absolute", "instruction": "What is 2+2?", "response": "4"}
         ({**ABS, "response": 5}, "response", "string"),
         ({**ABS, "instruction": ["a", "b"]}, "instruction", "string"),
         ({**ABS, "task": "ranking"}, "task", "unknown task type 'ranking'"),
-        ({**ABS, "response": "   "}, "response", "must not be empty"),
+        ({**ABS, "label": 4.5}, "label", "'4.5' is not a score from 1 to 5"),
         ({**ABS, "instruction": ""}, "instruction", "must not be empty"),
         ({**ABS, "label": 7}, "label", "not a score from 1 to 5"),
         ({**ABS, "label": "great"}, "label", "not a score from 1 to 5"),
@@ -149,8 +149,8 @@ def test_csv_input(tmp_path):
     assert first.record.extra_fields() == {"origin": "csv"}
     assert second.record.response_a == "Paris" and second.record.response is None and second.record.rubric is None
     assert third.record.rubric.no == "rude"  # a JSON rubric cell is decoded
-    assert fourth.record is None
-    assert str(fourth.error) == f"{path}, row 4, field 'response': required for task 'absolute'"
+    assert fourth.record.response == ""  # an empty response cell is an empty answer, judged (issue 7.8)
+    assert fourth.record.label is None and fourth.record.rubric is None
 
 
 def test_parquet_input(tmp_path):

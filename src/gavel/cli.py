@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -54,6 +55,8 @@ def judge(
         "--output", "-o", help="Output JSONL (default: INPUT_STEM.judged.jsonl). Re-running resumes.")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Critique length limit, in tokens.")] = 512,
     retries: Annotated[int, typer.Option(help="Re-ask (sampling) when no result could be read.")] = 0,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Resume into an output written with other settings (model, mode, template...).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Judge every record of INPUT and write one result per id to a JSONL file.
@@ -61,11 +64,13 @@ def judge(
     Each record is one JSON object: id, task (absolute | classification | pairwise), instruction,
     response (or response_a and response_b), optional rubric, reference and label. See the README.
 
-    Exit codes: 0 all rows judged; 1 some rows failed (listed, and saved to OUT.errors.jsonl); 2 usage error.
+    Exit codes: 0 all rows judged; 1 some rows failed (listed, and saved to OUT.errors.jsonl) or no verdict
+    could be read from any row; 2 usage error (bad input file, output, model or template); 130 interrupted.
     """
+    from gavel.io import OutputError
     from gavel.judge.engine import Judge
     from gavel.judge.records import read_rows
-    from gavel.judge.runner import run_records, write_errors
+    from gavel.judge.runner import RunInterrupted, check_output, run_records, write_errors
     from gavel.judge.templates import TemplateError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -74,32 +79,51 @@ def judge(
         rows = list(read_rows(input))
         if not rows:
             raise ValueError(f"{input}: holds no records")
+        check_output(out, [input])
         with console.status("loading model…"):
             judge_ = Judge(model, mode=mode, template=template, both_orders=both_orders,
                            max_new_tokens=max_new_tokens, retries=retries)
-    except (FileNotFoundError, ValueError, TemplateError, RuntimeError, ImportError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    except (OSError, ValueError, TemplateError, RuntimeError, ImportError) as exc:
+        _usage_error(exc)
     valid = sum(1 for r in rows if r.record is not None)
     progress = Progress(TextColumn("judging"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, disable=quiet)
-    with progress:
-        task = progress.add_task("judge", total=valid)
-        try:
-            summary = run_records(judge_, rows, out, source=input, on_result=lambda _: progress.advance(task))
-        except KeyboardInterrupt:
-            console.print(f"[yellow]interrupted:[/yellow] the results so far are in {out}; "
-                          "run the same command again to resume")
-            raise typer.Exit(130) from None
-    judge_.backend.close()
+    try:
+        with progress:
+            task = progress.add_task("judge", total=valid)
+            summary = run_records(judge_, rows, out, source=input, force=force,
+                                  on_result=lambda _: progress.advance(task))
+    except OutputError as exc:
+        _usage_error(exc)
+    except RunInterrupted as stop:
+        errors_file = write_errors(out, stop.summary.row_errors)
+        saved = f"; row errors so far in {errors_file}" if errors_file else ""
+        console.print(f"[yellow]interrupted:[/yellow] {stop.summary.judged} rows judged now are in {out}{saved}; "
+                      "run the same command again to resume")
+        raise typer.Exit(130) from None
+    finally:
+        judge_.backend.close()
     _print_summary(summary, judge_.model_name)
     errors_file = write_errors(out, summary.row_errors)
     for error in summary.row_errors[:20]:
         console.print(f"[red]row error:[/red] {error}")
     if len(summary.row_errors) > 20:
         console.print(f"… {len(summary.row_errors) - 20} more in {errors_file}")
-    if summary.row_errors:
+    unread = summary.statuses.get("parse_failed", 0)
+    if summary.judged and unread == summary.judged:
+        console.print(f"[red]no verdict:[/red] no result could be read from any of the {unread} rows judged "
+                      "(all parse_failed); check the model and template")
+    if summary.row_errors or (summary.judged and unread == summary.judged):
         raise typer.Exit(1)
+
+
+def _usage_error(exc: BaseException) -> NoReturn:
+    """One line for the user, exit 2."""
+    message = str(exc)
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        message = f"{exc.filename}: {exc.strerror}"
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    raise typer.Exit(2) from None
 
 
 def _print_summary(summary, model_name: str) -> None:
@@ -273,7 +297,13 @@ def recipe(
 
 
 def main() -> None:
-    app()
+    from gavel.io import OutputError
+
+    try:
+        app()
+    except OutputError as exc:  # e.g. `gavel bench` on an output another run holds
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

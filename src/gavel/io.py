@@ -3,11 +3,13 @@ crash-safe JSONL writer (whole lines only; a torn tail after a crash is cut off 
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import gzip
 import json
 import os
 import socket
+import time
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,9 +27,9 @@ def read_json(path: Path) -> Any:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Every non-blank line of a JSON Lines file (``.gz`` is decompressed)."""
+    """Every non-blank line of a JSON Lines file (``.gz`` is decompressed; a byte-order mark is skipped)."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
+    with opener(path, "rt", encoding="utf-8-sig") as handle:
         return [json.loads(line) for line in handle if line.strip()]
 
 
@@ -63,7 +65,7 @@ def read_any(path: Path, split: str = "test") -> list[dict[str, Any]]:
 
 
 def hub_offline() -> bool:
-    """True when the environment asks ``datasets`` not to reach the hub, or the hub's host does not resolve.
+    """True when the environment asks not to reach the hub, or the hub's host cannot be reached (3 s at most).
 
     The look-up spares a user without network the retries `datasets` makes before it gives up.
     """
@@ -77,7 +79,7 @@ def hub_offline() -> bool:
 def _hub_resolves() -> bool:
     host = urllib.parse.urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or ""
     try:
-        socket.getaddrinfo(host, 443)
+        socket.create_connection((host, 443), timeout=3).close()  # resolves, then connects: fails fast offline
     except OSError:
         return False
     return True
@@ -130,31 +132,146 @@ def _is_saved_dataset(path: Path) -> bool:
 
 
 
+class OutputError(RuntimeError):
+    """An output path gavel must not or cannot write; the message is one line for the user."""
+
+
+class OutputLocked(OutputError):
+    """Another process is writing the same output."""
+
+
+def check_output_path(path: Path, inputs: Sequence[str | Path] = ()) -> None:
+    """Refuse, before any work, an output that is a folder, lies under a file, cannot be written, or is an input."""
+    for source in inputs:
+        source_path = Path(str(source))
+        if source_path.exists() and path.exists() and os.path.samefile(source_path, path):
+            raise OutputError(f"output {path} is the input file; choose another --output")
+    if path.is_dir():
+        raise OutputError(f"output {path} is a folder; give a file name, e.g. {path / 'judged.jsonl'}")
+    parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise OutputError(f"output {path} cannot be created: {parent} is a file, not a folder")
+    target = path if path.exists() else parent
+    if not os.access(target, os.W_OK) or _read_only_fs(target):
+        why = "the file system is read-only" if _read_only_fs(target) else "permission denied"
+        raise OutputError(f"output {path} cannot be written: {why} ({target})")
+    if path.is_file():
+        _probe_lock(path)
+
+
+def _probe_lock(path: Path) -> None:
+    """Refuse early when another process holds the output's lock (the writer takes it for real later)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        lock_or_refuse(fd, path)
+    finally:
+        os.close(fd)
+
+
+def lock_or_refuse(fd: int, path: Path) -> None:
+    """Take the exclusive lock on `fd` (the file at `path`), or raise OutputLocked naming the holder.
+
+    A holder that has just finished is given a moment (it cannot be named once it is gone).
+    """
+    for _ in range(5):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            holder = lock_holder(path)
+            if holder:
+                raise OutputLocked(_locked_message(path, holder)) from None
+            time.sleep(0.05)
+    raise OutputLocked(_locked_message(path, "another process"))
+
+
+def _locked_message(path: Path, holder: str) -> str:
+    return f"output {path} is being written by {holder}; wait for it to finish or choose another --output"
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def lock_holder(path: Path) -> str:
+    """Who holds a flock on `path` ("pid N (command)"), read from /proc/locks; "" when not found."""
+    try:
+        inode = os.stat(path).st_ino
+        for line in Path("/proc/locks").read_text().splitlines():
+            parts = line.split()
+            # "1: FLOCK  ADVISORY  WRITE 12345 08:01:1234567 0 EOF" (a blocked waiter has "->" after the number)
+            parts = [p for p in parts if p != "->"]
+            if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(inode):
+                pid = parts[4]
+                try:
+                    command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+                except OSError:
+                    command = ""
+                return f"pid {pid}" + (f" ({command})" if command else "")
+    except OSError:
+        pass
+    return ""
+
+
 def repair_jsonl(path: Path) -> set[str]:
     """Cut a torn last line off `path` and return the ids of the complete lines."""
+    return {str(row["id"]) for row in repair_jsonl_rows(path) if "id" in row}
+
+
+def repair_jsonl_rows(path: Path) -> list[dict[str, Any]]:
+    """Cut a torn last line off `path` and return the complete lines that are JSON objects."""
     if not path.exists():
-        return set()
+        return []
     data = path.read_bytes()
     keep = data.rfind(b"\n") + 1 if not data.endswith(b"\n") else len(data)
     if keep != len(data):
         with path.open("r+b") as handle:
             handle.truncate(keep)
-    done = set()
-    for line in data[:keep].splitlines():
-        if line.strip():
-            try:
-                done.add(str(json.loads(line)["id"]))
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue
-    return done
+    return [row for row in (_json_or_none(line) for line in data[:keep].splitlines()) if isinstance(row, dict)]
+
+
+def complete_lines(path: Path) -> list[bytes]:
+    """The newline-terminated, non-blank lines of a file (a torn tail is left out); nothing is changed."""
+    data = path.read_bytes()
+    return [line for line in data[:data.rfind(b"\n") + 1].splitlines() if line.strip()]
+
+
+def _json_or_none(line: bytes) -> Any:
+    if not line.strip():
+        return None
+    try:
+        return json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` in one step: a crash leaves the old file or the new one, never half."""
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    staging.write_text(text + "\n", encoding="utf-8")
+    os.replace(staging, path)
 
 
 class JsonlAppender:
-    """Appends whole lines to a JSONL file (one write per line, flushed and fsynced per batch)."""
+    """Appends whole lines to a JSONL file (one write per line; `sync` flushes to disk).
 
-    def __init__(self, path: Path) -> None:
+    With ``lock=True`` it holds an exclusive lock on the file while open, and refuses (OutputLocked, naming
+    the other process) when another writer holds it.
+    """
+
+    def __init__(self, path: Path, *, lock: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if lock:
+            try:
+                lock_or_refuse(self.fd, path)
+            except OutputLocked:
+                os.close(self.fd)
+                raise
 
     def write(self, row: dict[str, Any]) -> None:
         data = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
@@ -167,6 +284,4 @@ class JsonlAppender:
 
     def close(self) -> None:
         os.fsync(self.fd)
-        os.close(self.fd)
-
-
+        os.close(self.fd)  # releases the lock

@@ -19,7 +19,7 @@ from gavel.backends.local import continuation, cut_at_result, label_probs_from_l
 
 
 @contextmanager
-def _plain_weight_buffers() -> Iterator[None]:
+def plain_weight_buffers() -> Iterator[None]:
     """Load without llama.cpp's extra (repacked) weight buffers.
 
     On CPUs with AMX (Intel Sapphire Rapids and later), llama-cpp-python 0.3.36 puts the Q4_1 weights in its AMX
@@ -43,7 +43,8 @@ def _plain_weight_buffers() -> Iterator[None]:
 
 
 class LlamaCppBackend(Backend):
-    batch_size = 8
+    #: Requests run one after another anyway: one record at a time lets the runner save each as it finishes.
+    batch_size = 1
 
     def __init__(self, model_path: str | Path, *, n_ctx: int = 8192, n_threads: int | None = None,
                  n_batch: int = 512, seed: int = 0, name: str | None = None,
@@ -60,13 +61,13 @@ class LlamaCppBackend(Backend):
         if lora_path is not None and not Path(lora_path).is_file():
             raise FileNotFoundError(f"{lora_path}: no such LoRA adapter (GGUF)")
         lora = {"lora_path": str(lora_path)} if lora_path else {}
-        with _plain_weight_buffers():
+        with plain_weight_buffers():
             self.llm = Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, n_batch=n_batch,
                              seed=seed, logits_all=False, verbose=False, **lora)
         n_ctx_train = int(self.llm.metadata.get(f"{self.llm.metadata.get('general.architecture', 'llama')}"
                                                 ".context_length", n_ctx))
         if n_ctx > n_ctx_train:
-            with _plain_weight_buffers():
+            with plain_weight_buffers():
                 self.llm = Llama(str(path), n_ctx=n_ctx_train, n_threads=threads, n_threads_batch=threads,
                                  n_batch=n_batch, seed=seed, logits_all=False, verbose=False, **lora)
         template = self.llm.metadata.get("tokenizer.chat_template")
@@ -139,16 +140,20 @@ class LlamaCppBackend(Backend):
         start = time.perf_counter()
         prompt = self.render(request.messages)
         tokens = self._encode(prompt)
-        budget = request.max_new_tokens if request.critique else 8
         try:
-            if len(tokens) + budget > self.llm.n_ctx():
-                raise InputTooLong(len(tokens), self.llm.n_ctx() - budget)
+            # every token the context will hold: prompt, the opener and closing tag, the critique, the verdict
+            fixed = len(self._encode(prompt + continuation("", request.critique)))
+            needed = fixed + (request.max_new_tokens if request.critique else 0) + 1
+            if needed > self.llm.n_ctx():
+                raise InputTooLong(len(tokens), len(tokens) + self.llm.n_ctx() - needed)
             critique, wrote_tag, generated = "", False, 0
             if request.critique:
                 opened = self._encode(prompt + REASONING_TAG)
                 critique, wrote_tag, generated = self._generate(opened, request.max_new_tokens, request.temperature)
-            tail = continuation(critique, request.critique)
-            logits = self._next_token_logits(self._encode(prompt + tail))
+            final = self._encode(prompt + continuation(critique, request.critique))
+            if len(final) >= self.llm.n_ctx():  # re-tokenising the critique took more room than generating it
+                raise InputTooLong(len(tokens), len(tokens) + self.llm.n_ctx() - len(final) - 1)
+            logits = self._next_token_logits(final)
             probs = label_probs_from_logits(logits, self._labels(request.labels))
         except InputTooLong as exc:
             return Reply(error=str(exc), input_error=True, prompt_tokens=len(tokens))

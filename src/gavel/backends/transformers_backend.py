@@ -13,23 +13,50 @@ from pathlib import Path
 from gavel.backends.base import REASONING_TAG, RESULT_TAG, Backend, BackendInfo, InputTooLong, Reply, Request
 from gavel.backends.local import continuation, cut_at_result, label_probs_from_logits, label_token_ids
 
+_WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.gguf")
+
+
+def check_model_source(model: str | Path) -> bool:
+    """Fail fast on a model that cannot load; True when it must load from local files only.
+
+    A folder needs a config and weights ("no model files in FOLDER"); a hub id needs the hub, or a copy
+    in the local Hugging Face cache ("not a local folder and the hub is unreachable").
+    """
+    path = Path(model)
+    if path.is_dir():
+        if not (path / "config.json").exists() or not any(any(path.glob(p)) for p in _WEIGHTS):
+            raise ValueError(f"no model files in {path} (expected config.json and *.safetensors or *.bin weights)")
+        return True
+    from gavel.io import hub_offline
+
+    if not hub_offline():
+        return False
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(str(model), "config.json"), str):
+        return True
+    raise RuntimeError(f"{model}: not a local folder and the hub is unreachable (give a local model folder "
+                       "or a .gguf file)")
+
 
 class TransformersBackend(Backend):
     def __init__(self, model: str | Path, *, device: str | None = None, dtype: str | None = None,
                  batch_size: int = 8, name: str | None = None) -> None:
+        local_only = check_model_source(model)
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         torch_dtype = dtype or ("bfloat16" if self.device.startswith("cuda") else "float32")
-        self.tokenizer = AutoTokenizer.from_pretrained(str(model))
+        self.tokenizer = AutoTokenizer.from_pretrained(str(model), local_files_only=local_only)
         if self.tokenizer.chat_template is None:
             raise ValueError(f"{model}: the tokenizer has no chat template")
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(str(model), dtype=torch_dtype).to(self.device).eval()
+        self.model = AutoModelForCausalLM.from_pretrained(str(model), dtype=torch_dtype,
+                                                          local_files_only=local_only).to(self.device).eval()
         self.batch_size = batch_size
         self.context_length = int(getattr(self.model.config, "max_position_embeddings", 0) or 8192)
         self._label_ids: dict[tuple[str, ...], dict[str, list[int]]] = {}
@@ -75,10 +102,13 @@ class TransformersBackend(Backend):
         lengths = [len(self.tokenizer.encode(p, add_special_tokens=False)) for p in prompts]
         todo = []
         for i, (request, length) in enumerate(zip(requests, lengths, strict=True)):
-            budget = request.max_new_tokens if request.critique else 8
-            if length + budget > self.context_length:
-                replies[i] = Reply(error=str(InputTooLong(length, self.context_length - budget)), input_error=True,
-                                   prompt_tokens=length)
+            # every token the context will hold: prompt, the opener and closing tag, the critique, the verdict
+            tail = continuation("", request.critique)
+            fixed = len(self.tokenizer.encode(prompts[i] + tail, add_special_tokens=False))
+            needed = fixed + (request.max_new_tokens if request.critique else 0) + 1
+            if needed > self.context_length:
+                replies[i] = Reply(error=str(InputTooLong(length, length + self.context_length - needed)),
+                                   input_error=True, prompt_tokens=length)
             else:
                 todo.append(i)
         todo.sort(key=lambda i: lengths[i])  # similar lengths together: less padding

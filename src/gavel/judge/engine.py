@@ -211,22 +211,26 @@ _STATUS_RANK = [Status.ok, Status.logits, Status.tolerant, Status.forced, Status
 def _verdict(request: Request, reply: Reply) -> tuple[str | None, Status]:
     """The verdict and how it was obtained.
 
-    Order: a strict `**Result:** X` in the text; the label distribution where the model itself reached
-    `**Result:**` (local backends stop there and score the next token); a tolerant reading of the text;
-    the distribution after gavel appended `**Result:**` because the model never wrote it.
+    Order: one strict `**Result:** X` in the text (the first tag; a second tag with another label makes the
+    reading at best tolerant, and the probabilities, read where the first tag was written, decide); the label
+    distribution where the model itself reached `**Result:**`; the distribution after gavel appended
+    `**Result:**` because the model never wrote it (the model's own numbers beat loose reading of prose); a
+    verdict-shaped last line read tolerantly.
     """
     if reply.error is not None:
         return None, Status.error
     parsed = parse_output(_task_of(request.labels), reply.text)
+    best = max(reply.label_probs, key=reply.label_probs.__getitem__) if reply.label_probs else None
     if parsed.result is not None and parsed.strict:
         return parsed.result, Status.ok
-    best = max(reply.label_probs, key=reply.label_probs.__getitem__) if reply.label_probs else None
+    if parsed.conflict:
+        return (best if best is not None and not reply.forced else parsed.result), Status.tolerant
     if best is not None and not reply.forced:
         return best, Status.ok if request.critique else Status.logits
-    if parsed.result is not None:
-        return parsed.result, Status.tolerant
     if best is not None:
         return best, Status.forced
+    if parsed.result is not None:
+        return parsed.result, Status.tolerant
     return None, Status.parse_failed
 
 

@@ -16,7 +16,6 @@ Any other field passes through to the output unchanged.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterator
 from enum import Enum
@@ -121,7 +120,7 @@ class JudgeRecord(BaseModel):
             return "Yes" if value else "No"
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        if isinstance(value, int):
+        if isinstance(value, int | float):  # 4.5 goes on to "not a score from 1 to 5"
             return str(value)
         return value
 
@@ -137,12 +136,9 @@ class JudgeRecord(BaseModel):
         if not self.instruction.strip():
             raise ValueError("field 'instruction': must not be empty")
         needed = ("response_a", "response_b") if self.task is Task.pairwise else ("response",)
-        for name in needed:
-            value = getattr(self, name)
-            if value is None:
+        for name in needed:  # an empty response is judged (a model that returned nothing); a missing one is not
+            if getattr(self, name) is None:
                 raise ValueError(f"field '{name}': required for task '{self.task.value}'")
-            if not value.strip():
-                raise ValueError(f"field '{name}': must not be empty")
         if self.label is not None:
             self.label = normalise_label(self.task, self.label)
         return self
@@ -245,41 +241,69 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value)
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
+class _BadRow:
+    """A row that could not even be decoded, with the field at fault where there is one."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        self.message = message
+        self.field = field
+
+
 def _read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    """Rows of a JSONL file, decoded line by line: a bad line is a row error, the others carry on."""
+    with path.open("rb") as handle:
+        for number, data in enumerate(handle, start=1):
+            if number == 1:
+                data = data.removeprefix(_BOM)
+            try:
+                line = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield number, _BadRow(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at byte {exc.start + 1})")
+                continue
             if not line.strip():
                 continue
             try:
                 yield number, json.loads(line)
             except json.JSONDecodeError as exc:
-                yield number, _BadJson(str(exc))
-
-
-class _BadJson:
-    def __init__(self, message: str) -> None:
-        self.message = message
+                yield number, _BadRow(f"invalid JSON at column {exc.colno}: {exc.msg}")
 
 
 def _read_table(path: Path) -> Iterator[tuple[int, Any]]:
     import pandas as pd
 
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False) if path.suffix == ".csv" else pd.read_parquet(path)
+    if path.suffix == ".csv":  # undecodable bytes become lone surrogates, found per row below
+        frame = pd.read_csv(path, dtype=object, keep_default_na=False, encoding="utf-8-sig",
+                            encoding_errors="surrogateescape")
+    else:
+        frame = pd.read_parquet(path)
     for number, row in enumerate(frame.to_dict(orient="records"), start=1):
         yield number, _decode_nested(row)
 
 
-def _decode_nested(row: dict[str, Any]) -> dict[str, Any]:
-    """CSV cells hold strings: decode a JSON rubric object and drop empty cells."""
+def _decode_nested(row: dict[str, Any]) -> dict[str, Any] | _BadRow:
+    """CSV cells hold strings: decode a JSON rubric object and drop empty cells (an empty response is kept)."""
     out = {}
+    wanted = ("response_a", "response_b") if row.get("task") == Task.pairwise.value else ("response",)
     for key, value in row.items():
-        if isinstance(value, str) and value == "":
+        if isinstance(value, str) and _has_surrogates(value):
+            return _BadRow("not valid UTF-8", field=str(key))
+        if isinstance(value, str) and value == "" and key not in wanted:  # the task's responses may be empty
             continue
         if key == "rubric" and isinstance(value, str) and value.lstrip().startswith("{"):
-            with contextlib.suppress(json.JSONDecodeError):
+            try:
                 value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                return _BadRow(f"starts with '{{' but is not a JSON object (column {exc.colno}: {exc.msg})",
+                               field="rubric")
         out[key] = value
     return out
+
+
+def _has_surrogates(text: str) -> bool:
+    return any("\udc80" <= char <= "\udcff" for char in text)
 
 
 def _read_hf(spec: str) -> Iterator[tuple[int, Any]]:
@@ -305,13 +329,16 @@ def read_rows(source: str | Path) -> Iterator[LoadedRow]:
         raw_rows = _read_hf(text)
     elif not path.exists():
         raise FileNotFoundError(f"{text}: no such file")
+    elif path.is_dir():
+        raise ValueError(f"{text} is a folder but not a dataset saved by `datasets` (no dataset_info.json or "
+                         "dataset_dict.json); give a .jsonl, .csv or .parquet file")
     elif path.suffix in (".csv", ".parquet"):
         raw_rows = _read_table(path)
     else:
         raw_rows = _read_jsonl(path)
     for number, raw in raw_rows:
-        if isinstance(raw, _BadJson):
-            yield LoadedRow(row=number, error=RowError(source=text, row=number, message=f"invalid JSON: {raw.message}"))
+        if isinstance(raw, _BadRow):
+            yield LoadedRow(row=number, error=RowError(source=text, row=number, field=raw.field, message=raw.message))
         else:
             yield validate_row(raw, text, number)
 

@@ -1,20 +1,33 @@
 """Batch runs over files: resumable JSONL output, row errors kept apart, a summary at the end.
 
-Output safety: each result is serialised completely and appended with a single write followed by a flush,
-so a line is either whole or (after a hard crash mid-write) a torn tail, which the next run cuts off
+Output safety: each result is serialised completely and appended with a single write as soon as it is
+back, so a line is either whole or (after a hard crash mid-write) a torn tail, which the next run cuts off
 before appending. Rows that failed (bad input, backend errors) go to ``<output>.errors.jsonl`` instead
-of the output, so a re-run retries them; ids already in the output are skipped.
+of the output, so a re-run retries them; ids already in the output are skipped (one result per id).
+
+One writer at a time: the output is locked while a run writes it; a second run is refused, naming the
+first. The run's settings (model, mode, template, both orders, critique length) are stored beside the
+output in ``<output>.run.json``; a run with other settings is refused unless forced, and a file that gavel
+did not write (no settings file, lines that are not results) is never repaired or appended to.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gavel.io import JsonlAppender, repair_jsonl
+from gavel.io import (
+    JsonlAppender,
+    OutputError,
+    check_output_path,
+    complete_lines,
+    repair_jsonl_rows,
+    write_text_atomic,
+)
 from gavel.judge.engine import Judge
 from gavel.judge.records import JudgeRecord, LoadedRow, RowError, read_rows
 from gavel.judge.result import JudgeResult, Status, output_row
@@ -31,6 +44,7 @@ class RunSummary:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+    interrupted: bool = False
 
     @property
     def failed(self) -> int:
@@ -45,9 +59,116 @@ class RunSummary:
         return (self.prompt_tokens + self.completion_tokens) / self.seconds if self.seconds else 0.0
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; carries the summary of what was finished (all of it already on disk)."""
+
+    def __init__(self, summary: RunSummary) -> None:
+        super().__init__()
+        self.summary = summary
+
+
 def errors_path(output: Path) -> Path:
-    return output.with_name(output.name + ".errors.jsonl") if output.suffix != ".jsonl" else \
-        output.with_suffix(".errors.jsonl")
+    return _sidecar(output, ".errors.jsonl")
+
+
+def settings_path(output: Path) -> Path:
+    """Where the settings of the run that wrote `output` are kept."""
+    return _sidecar(output, ".run.json")
+
+
+def _sidecar(output: Path, suffix: str) -> Path:
+    return output.with_name(output.name + suffix) if output.suffix != ".jsonl" else output.with_suffix(suffix)
+
+
+def run_settings(judge: Judge, extra: dict | None = None) -> dict:
+    """What makes results comparable: a resumed run must use the same."""
+    settings = {"model": judge.model_name, "mode": judge.mode.value, "template": judge.templates.name,
+                "both_orders": judge.both_orders}
+    if judge.mode.value == "critique":
+        settings["max_new_tokens"] = judge.max_new_tokens
+    return settings | (extra or {})
+
+
+def read_results(output: Path) -> list[dict]:
+    """The result lines of an output, one per id (the first one written), torn tail and junk left out."""
+    rows, seen = [], set()
+    for line in complete_lines(output) if output.exists() else []:
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(row, dict) and "id" in row and str(row["id"]) not in seen:
+            seen.add(str(row["id"]))
+            rows.append(row)
+    return rows
+
+
+def check_output(output: Path, inputs: Iterable[str | Path] = ()) -> None:
+    """Everything about `output` that can be checked before a model loads; OutputError (one line) if bad.
+
+    The path can be written and is not an input; no other run holds it; an existing file is gavel's.
+    """
+    check_output_path(output, list(inputs))
+    if output.is_file() and output.stat().st_size and not settings_path(output).exists():
+        _legacy_settings(output)
+
+
+def open_output(output: Path, settings: dict, *, force: bool = False, inputs: Iterable[str | Path] = ()
+                ) -> tuple[JsonlAppender, set[str]]:
+    """Lock `output`, check it is gavel's and was written with `settings`, repair it; the writer and done ids.
+
+    Raises OutputError (one line for the user) when it cannot or must not be written.
+    """
+    check_output_path(output, list(inputs))
+    try:
+        writer = JsonlAppender(output, lock=True)
+    except OSError as exc:
+        raise OutputError(f"output {output} cannot be written: {exc.strerror or exc}") from None
+    try:
+        _check_ours(output, settings, force)
+        done = {str(row["id"]) for row in repair_jsonl_rows(output) if "id" in row}
+        write_text_atomic(settings_path(output), json.dumps({"gavel_output": 1, "settings": settings}, indent=1))
+    except BaseException:
+        writer.close()
+        raise
+    return writer, done
+
+
+def _check_ours(output: Path, settings: dict, force: bool) -> None:
+    """Refuse a non-empty output gavel did not write, or one written with other settings (unless forced)."""
+    if output.stat().st_size == 0:
+        return
+    stored_file = settings_path(output)
+    if stored_file.exists():
+        try:
+            stored = json.loads(stored_file.read_text(encoding="utf-8"))["settings"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise OutputError(f"{stored_file} is damaged; remove it to resume {output}") from None
+    else:
+        stored = _legacy_settings(output)
+    changed = [f"{key}: {stored.get(key)!r} then, {settings.get(key)!r} now" for key in settings
+               if key in stored and stored[key] != settings[key]]
+    if changed and not force:
+        raise OutputError(f"{output} holds results from a run with other settings ({'; '.join(changed)}); "
+                          "use another --output, or --force to add to it anyway")
+
+
+def _legacy_settings(output: Path) -> dict:
+    """An output without a settings file: accepted only when every complete line is a gavel result."""
+    lines = complete_lines(output)
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            row = None
+        if not (isinstance(row, dict) and {"id", "status", "model", "mode", "template"} <= row.keys()):
+            raise OutputError(f"{output} exists and is not a gavel output (line {number} is not a result); "
+                              "choose another --output")
+        rows.append(row)
+    if not rows:
+        raise OutputError(f"{output} exists and is not a gavel output; choose another --output")
+    return {key: rows[0][key] for key in ("model", "mode")}  # a row names the task's template, not the set
 
 
 def run_records(
@@ -57,10 +178,17 @@ def run_records(
     *,
     source: str = "input",
     on_result: Callable[[JudgeResult], None] | None = None,
+    settings: dict | None = None,
+    force: bool = False,
 ) -> RunSummary:
-    """Judge rows into `output`, resuming: ids already there are skipped, row errors logged apart."""
+    """Judge rows into `output`, resuming: ids already there are skipped, row errors logged apart.
+
+    `settings` adds to the run settings stored with the output (`run_settings`); `force` resumes an output
+    written with other settings. Raises OutputError when the output cannot or must not be written, and
+    RunInterrupted (a KeyboardInterrupt) on Ctrl-C, after every finished row is on disk.
+    """
     summary = RunSummary(output=output)
-    done = repair_jsonl(output)
+    writer, done = open_output(output, run_settings(judge, settings), force=force)
     seen: set[str] = set()
     pending: deque[tuple[int, JudgeRecord]] = deque()  # yielded to the judge, result not yet back
     start = time.perf_counter()
@@ -83,7 +211,6 @@ def run_records(
             pending.append((loaded.row, record))
             yield record
 
-    writer = JsonlAppender(output)
     try:
         for result in judge.judge_iter(records()):
             row, record = pending.popleft()
@@ -96,6 +223,9 @@ def run_records(
                 _count(summary, result)
             if on_result is not None:
                 on_result(result)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        raise RunInterrupted(summary) from None
     finally:
         writer.close()
         summary.seconds = time.perf_counter() - start
@@ -128,5 +258,6 @@ def write_errors(output: Path, errors: list[RowError]) -> Path | None:
 
 
 def run_file(judge: Judge, source: str | Path, output: Path, **kwargs) -> RunSummary:
-    """Judge every row of a JSONL/CSV/Parquet file (or HF dataset) into `output`."""
+    """Judge every row of a JSONL/CSV/Parquet file (or HF dataset) into `output` (never the input itself)."""
+    check_output(output, [source])
     return run_records(judge, read_rows(source), output, source=str(source), **kwargs)
