@@ -159,8 +159,12 @@ def test_gguf_adapter_judges_like_the_peft_model(trained_run):
     merged = p_a(TransformersBackend(exported.merged))
     adapted = p_a(LlamaCppBackend(embedded_gguf(), n_ctx=2048, lora_path=exported.gguf))
     base = p_a(LlamaCppBackend(embedded_gguf(), n_ctx=2048))
-    assert max(abs(x - y) for x, y in zip(merged, adapted, strict=True)) < 0.03
-    assert max(abs(x - y) for x, y in zip(base, adapted, strict=True)) > 0.03  # the adapter is really applied
+    # Tolerance 0.05 in probability: llama.cpp runs the Q4_1 base with 8-bit activations, transformers the same
+    # weights dequantized to fp32 (on the shipped adapter the largest gap was 0.016, docs/model-card.md).
+    to_merged = [abs(x - y) for x, y in zip(merged, adapted, strict=True)]
+    to_base = [abs(x - y) for x, y in zip(base, adapted, strict=True)]
+    assert max(to_merged) < 0.05
+    assert sum(to_merged) < 0.5 * sum(to_base)  # the adapter is really applied: closer to PEFT than to the base
 
 
 # -- the 8B multi-GPU recipe (checked without a GPU) ----------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import resource
 import time
 from dataclasses import asdict, dataclass
@@ -64,6 +65,22 @@ def load_pairs(data: Path):
     for index, row in enumerate(rows):
         check_pair(source, index, row)
     return dataset if source.is_dir() else Dataset.from_list(rows)
+
+
+def sample_items(ids: list[str], limit: int, seed: int) -> list[int]:
+    """Row indices of a seeded sample of about `limit` rows that keeps both orders of a pairwise item together
+    (curate names the swapped row ``<id>:swapped``), so a sample never teaches one position more than the other."""
+    groups: dict[str, list[int]] = {}
+    for index, row_id in enumerate(ids):
+        groups.setdefault(row_id.removesuffix(":swapped"), []).append(index)
+    order = list(groups.values())
+    random.Random(seed).shuffle(order)
+    picked: list[int] = []
+    for members in order:
+        if len(picked) >= limit:
+            break
+        picked += members
+    return sorted(picked)
 
 
 def fit_length(dataset, tokenizer, max_length: int):
@@ -218,7 +235,7 @@ def prepare_data(config: TrainConfig, tokenizer):
         return load_from_disk(str(saved))
     dataset = load_pairs(config.data)
     if config.limit and config.limit < len(dataset):
-        dataset = dataset.shuffle(seed=config.seed).select(range(config.limit))
+        dataset = dataset.select(sample_items(dataset["id"], config.limit, config.seed))
     dataset = fit_length(dataset, tokenizer, config.max_length)
     dataset.save_to_disk(str(saved))
     return load_from_disk(str(saved))
