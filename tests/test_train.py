@@ -213,3 +213,14 @@ def test_paired_delta_and_status_stats():
     assert paired_delta(base, base, "pairwise")["delta"] == 0
     assert status_stats(trained) == {"ok_rate": 1.0, "median_completion_tokens": 29.5}
     assert status_stats(base)["ok_rate"] == 0.0
+
+
+def test_sample_keeps_both_orders_together():
+    from gavel.train.trainer import sample_items
+
+    ids = [f"item{i}" for i in range(20)] + [f"item{i}:swapped" for i in range(20)] + ["single"]
+    picked = sample_items(ids, 10, seed=3)
+    chosen = {ids[i] for i in picked}
+    assert 10 <= len(picked) <= 11
+    assert all(f"{name}:swapped" in chosen for name in chosen if name.startswith("item") and ":" not in name)
+    assert sample_items(ids, 10, seed=3) == picked and sample_items(ids, 10, seed=4) != picked
