@@ -146,12 +146,12 @@ def status_stats(rows: list[dict[str, Any]]) -> dict[str, float | None]:
 def compare(folder: Path, base: str, trained: str, seed: int = 0) -> dict[str, dict[str, Any]]:
     """Per benchmark: both judges' summaries (from results.json), status stats and the paired delta."""
     results = json.loads((folder / "results.json").read_text())
-    tasks = results.get("meta", {}).get("tasks", {})
     out = {}
-    for bench, per_judge in results.get("benchmarks", results).items():
-        if not isinstance(per_judge, dict) or base not in per_judge or trained not in per_judge:
+    for bench, entry in results["benchmarks"].items():
+        per_judge = entry["judges"]
+        if base not in per_judge or trained not in per_judge:
             continue
-        task = tasks.get(bench, per_judge[base].get("task"))
+        task = entry["task"]
         base_rows, trained_rows = _rows(folder, bench, base), _rows(folder, bench, trained)
         out[bench] = {"base": per_judge[base] | status_stats(base_rows),
                       "trained": per_judge[trained] | status_stats(trained_rows),
