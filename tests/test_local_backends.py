@@ -70,10 +70,9 @@ def test_default_spec_is_the_trained_judge_over_the_embedded_base(llama):
     assert "gavel-judge" in llama.info.name
 
 
-def test_the_adapter_changes_the_verdicts(llama_verdicts, records):
+def test_the_adapter_changes_the_verdicts(llama_verdicts, base_llama_verdicts):
     """The default judge is not the base: the adapter moves the verdict distributions."""
-    with load_backend("smollm2", n_threads=1) as base:
-        plain = Judge(base, mode="verdict").judge(records)
+    plain = base_llama_verdicts
     shifts = [max(abs(a.probabilities[k] - b.probabilities[k]) for k in a.probabilities)
               for a, b in zip(llama_verdicts, plain, strict=True)]
     assert max(shifts) > 0.05
@@ -166,9 +165,17 @@ def test_llamacpp_too_long_input(llama, records):
 
 # -- transformers -----------------------------------------------------------------------------------
 
-def test_transformers_verdicts_match_llamacpp(hf, records, llama_verdicts):
+@pytest.fixture(scope="session")
+def base_llama_verdicts(records):
+    """The untrained embedded base through llama.cpp (`smollm2`), the same weights `hf:smollm2` loads."""
+    with load_backend("smollm2", n_threads=1) as base:
+        return Judge(base, mode="verdict").judge(records)
+
+
+def test_transformers_verdicts_match_llamacpp(hf, records, base_llama_verdicts):
     assert isinstance(hf, TransformersBackend)
     results = Judge(hf, mode="verdict").judge(records)
+    llama_verdicts = base_llama_verdicts
     same_argmax = 0
     for record, ours, ref in zip(records, results, llama_verdicts, strict=True):
         assert ours.status is Status.logits and ours.id == record.id
