@@ -217,7 +217,7 @@ def test_rewardbench_fixture_placement() -> None:
             seen[record.label] += 1
     assert seen["A"] > 0 and seen["B"] > 0
     sections = [r.section for r in _load("rewardbench", root=FIXTURES)]
-    assert sections == ["chat", "chat-hard", "chat-hard", "safety", "safety", "reasoning"]
+    assert sections == ["chat", "chat_hard", "chat_hard", "safety", "safety", "reasoning"]
 
 
 def test_fixture_content_mapping() -> None:
@@ -283,3 +283,18 @@ def test_place_pair_and_rounding() -> None:
     assert placements == {("good", "bad", "A"), ("bad", "good", "B")}
     assert place_pair("good", "bad", "item-3", 7) == place_pair("good", "bad", "item-3", 7)
     assert [round_score(x) for x in (1.0, 2.5, 3.4999, 4.5, 5.2, 0.2)] == [1, 3, 3, 5, 5, 1]
+
+
+def test_a_malformed_source_row_costs_that_row_only(tmp_path) -> None:
+    """A local copy whose row lacks a column, or holds a label no one can read: row errors, the rest loads."""
+    source = FIXTURES / "infobench" / "expert_annotations.jsonl"
+    rows = [json.loads(line) for line in source.read_text().splitlines()]
+    del rows[1]["question"]
+    rows[2]["label"] = "maybe"
+    folder = tmp_path / "infobench"
+    folder.mkdir()
+    (folder / "expert_annotations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = get("infobench").load_data(LoadContext(tmp_path))
+    assert len(data.records) == len(rows) - 2
+    assert [(e.row, e.field) for e in data.errors] == [(2, None), (3, "label")]
+    assert data.errors[0].message == "missing column 'question'" and "maybe" in data.errors[1].message

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gavel.bench import registry
+from gavel.bench.harness import load_targets
 from gavel.bench.loaders import classification
 from gavel.bench.loaders.generic import load_labelled_file
 from gavel.bench.registry import LoadContext, default_data_root
@@ -95,7 +96,7 @@ def test_subsets(name: str, loaded: dict[str, list[JudgeRecord]]) -> None:
 
 
 def test_order_is_deterministic(ctx: LoadContext, loaded: dict[str, list[JudgeRecord]]) -> None:
-    assert [r.id for r in classification.load_qags(ctx)] == [r.id for r in loaded["qags"]]
+    assert [r.record.id for r in classification.load_qags(ctx)] == [r.id for r in loaded["qags"]]
 
 
 def test_grounded_sets_carry_their_source(loaded: dict[str, list[JudgeRecord]]) -> None:
@@ -134,8 +135,9 @@ def test_graded_labels_are_rounded_means(loaded: dict[str, list[JudgeRecord]]) -
 
 
 def test_generic_loads_mixed_tasks() -> None:
-    name, records = load_labelled_file(FIXTURES / "mini_bench.jsonl")
-    assert name == "mini_bench"
+    name, data = load_labelled_file(FIXTURES / "mini_bench.jsonl")
+    records = data.records
+    assert name == "mini_bench" and data.errors == []
     assert [(r.id, r.task, r.label) for r in records] == [
         ("c1", Task.classification, "Yes"),
         ("c2", Task.classification, "No"),
@@ -160,19 +162,43 @@ def test_generic_reports_every_bad_row(tmp_path: Path) -> None:
         good,
         {**good, "label": "maybe"},  # row 5: bad label
     ])
-    with pytest.raises(ValueError) as caught:
-        load_labelled_file(path)
-    message = str(caught.value)
-    assert str(path) in message and "3 invalid row(s)" in message
-    assert "row 2, field 'label'" in message and "missing" in message
-    assert "row 3, field 'task'" in message and "ranking" in message
-    assert "row 5, field 'label'" in message
-    assert "row 1," not in message and "row 4," not in message
+    _, data = load_labelled_file(path)
+    assert [r.id for r in data.records] == ["1", "4"]  # the good rows carry on
+    messages = [str(e) for e in data.errors]
+    assert len(messages) == 3 and all(str(path) in m for m in messages)
+    assert "row 2, field 'label'" in messages[0] and "missing" in messages[0]
+    assert "row 3, field 'task'" in messages[1] and "ranking" in messages[1]
+    assert "row 5, field 'label'" in messages[2]
+    with pytest.raises(ValueError, match="3 invalid row"):  # --strict refuses the file
+        load_targets([], [path], None, None, seed=0, strict=True)
 
 
-def test_generic_rejects_duplicate_ids_and_missing_file(tmp_path: Path) -> None:
+def test_generic_duplicate_ids_are_row_errors_and_missing_file_raises(tmp_path: Path) -> None:
     row = {"id": "x", "task": "absolute", "instruction": "q", "response": "r", "label": 3}
-    with pytest.raises(ValueError, match="duplicate ids: x"):
-        load_labelled_file(_write(tmp_path, [row, row]))
+    _, data = load_labelled_file(_write(tmp_path, [row, row]))
+    assert [r.id for r in data.records] == ["x"]
+    assert [(e.row, e.field) for e in data.errors] == [(2, "id")] and "duplicate id" in data.errors[0].message
+    with pytest.raises(ValueError, match="no usable rows"):
+        load_labelled_file(_write(tmp_path, [{**row, "label": None}]))
     with pytest.raises(FileNotFoundError):
         load_labelled_file(tmp_path / "absent.jsonl")
+
+
+def test_a_bad_source_row_is_a_row_error_and_the_benchmark_survives(tmp_path: Path) -> None:
+    """Every loader validates through build_records: one bad label costs one row, not the benchmark."""
+    import csv
+
+    folder = tmp_path / "faithbench"
+    folder.mkdir()
+    with (folder / "FaithBench.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["source", "summary", "worst-label", "best-label", "LLM"])
+        writer.writeheader()
+        for label in ("Consistent", "Mystery", "Unwanted"):
+            writer.writerow({"source": "The cat sat.", "summary": "A cat sat.", "worst-label": label,
+                             "best-label": "Consistent", "LLM": "m"})
+    data = registry.get("faithbench").load_data(LoadContext(tmp_path))
+    assert [(r.id, r.label) for r in data.records] == [("1", "Yes"), ("3", "No")]
+    [error] = data.errors
+    assert (error.row, error.id, error.field) == (2, "2", "label") and "Mystery" in error.message
+    assert error.source.endswith("FaithBench.csv")
+    assert registry.get("faithbench").load(LoadContext(tmp_path)) == data.records  # load(): the records alone

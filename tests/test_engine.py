@@ -271,3 +271,20 @@ def test_judge_iter_is_lazy():
     first = next(iterator)
     assert first.id == "r0"
     assert len(pulled) == 2 and len(backend.calls) == 1
+
+
+def test_each_reply_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gavel.judge import engine
+
+    calls: list[str] = []
+    real = engine.parse_output
+
+    def counting(task, text):
+        calls.append(text)
+        return real(task, text)
+
+    monkeypatch.setattr(engine, "parse_output", counting)
+    backend = ScriptedBackend(lambda request, prompt, n: Reply(text="**Reasoning:** fine.\n\n**Result:** 4"))
+    [result] = Judge(backend, mode="critique").judge([_abs("1")])
+    assert (result.result, result.status, result.critique) == ("4", Status.ok, "fine.")
+    assert len(calls) == 1

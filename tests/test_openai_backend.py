@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import socket
+import time
 
 import httpx
 import openai
 import pytest
 
-from gavel.backends.base import RESULT_TAG, Request
+from gavel.backends.base import RESULT_TAG, Request, ServerUnavailable
 from gavel.backends.openai_compat import (
+    DOWN_AFTER,
     OpenAIBackend,
-    backoff_delay,
-    call_with_retries,
     is_context_error,
-    is_retryable,
     label_mass,
     label_probs_from_logprobs,
     ollama_backend,
@@ -121,13 +121,12 @@ def test_over_long_prompt_is_an_input_error_for_that_item_only(backend: OpenAIBa
         assert reply.error is None and reply.text.strip()
 
 
-@pytest.mark.server
-def test_unreachable_server_gives_error_reply_after_retries() -> None:
-    backend = OpenAIBackend("smollm2", f"http://127.0.0.1:{_unused_port()}/v1", api_key="EMPTY",
-                            timeout=2, max_retries=2, backoff=0.01)
-    [reply] = backend.run([Request(messages=_user("hi"), labels=PAIRWISE_LABELS, critique=False)])
-    assert reply.error and "Connection" in reply.error
-    assert reply.input_error is False and reply.text == "" and reply.label_probs is None
+def test_no_server_stops_at_start_with_the_url() -> None:
+    url = f"http://127.0.0.1:{_unused_port()}/v1"
+    started = time.perf_counter()
+    with pytest.raises(ServerUnavailable, match=re.escape(f"no server answers at {url}")):
+        OpenAIBackend("smollm2", url, api_key="EMPTY", max_retries=4)
+    assert time.perf_counter() - started < 5  # one check, no retries
 
 
 # ------------------------------------------------------------------------------------------------
@@ -198,65 +197,23 @@ def _status_error(code: int, message: str = "boom") -> openai.APIStatusError:
     return openai.APIStatusError(message, response=response, body={"error": {"message": message}})
 
 
-def test_retry_succeeds_after_two_transient_failures() -> None:
-    failures = [openai.APIConnectionError(request=_REQ), _status_error(503)]
-    calls: list[int] = []
-    sleeps: list[float] = []
-
-    def flaky() -> str:
-        calls.append(1)
-        if failures:
-            raise failures.pop(0)
-        return "ok"
-
-    result = call_with_retries(flaky, max_retries=4, base_delay=1.0, sleep=sleeps.append, rng=lambda: 0.5)
-    assert result == "ok"
-    assert len(calls) == 3
-    assert sleeps == [0.75, 1.5]  # equal jitter: half the ceiling plus rng * half
-
-
-def test_retry_gives_up_after_max_retries() -> None:
-    calls: list[int] = []
-
-    def always_down() -> None:
-        calls.append(1)
-        raise openai.APITimeoutError(request=_REQ)
-
-    with pytest.raises(openai.APITimeoutError):
-        call_with_retries(always_down, max_retries=2, sleep=lambda _: None)
-    assert len(calls) == 3
-
-
-def test_no_retry_on_client_error() -> None:
-    calls: list[int] = []
-
-    def bad() -> None:
-        calls.append(1)
-        raise _status_error(401)
-
-    with pytest.raises(openai.APIStatusError):
-        call_with_retries(bad, max_retries=5, sleep=lambda _: None)
-    assert len(calls) == 1
-
-
-def test_backoff_is_exponential_and_capped() -> None:
-    assert [backoff_delay(k, 1.0, rng=lambda: 1.0) for k in range(4)] == [1.0, 2.0, 4.0, 8.0]
-    assert backoff_delay(10, 1.0, cap=5.0, rng=lambda: 0.0) == 2.5
-
-
 def test_error_classification() -> None:
-    assert is_retryable(_status_error(429)) and is_retryable(_status_error(502))
-    assert not is_retryable(_status_error(400)) and not is_retryable(ValueError())
     assert is_context_error(_status_error(400, "This model's maximum context length is 4096 tokens"))
     assert not is_context_error(_status_error(400, "top_logprobs is not supported"))
     assert not is_context_error(_status_error(500, "context"))
 
 
-def _mock_backend(handler) -> OpenAIBackend:
-    backend = OpenAIBackend("m", "http://mock/v1", api_key="k", max_retries=3, backoff=0.001)
-    backend.client = openai.OpenAI(base_url="http://mock/v1", api_key="k", max_retries=0,
-                                   http_client=httpx.Client(transport=httpx.MockTransport(handler)))
-    return backend
+def _mock_backend(handler, **options) -> OpenAIBackend:
+    """A backend whose HTTP goes to ``handler`` (which also answers the start-up ``GET /models``)."""
+
+    def route(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/models"):
+            return httpx.Response(200, json={"object": "list", "data": []})
+        return handler(request)
+
+    options.setdefault("max_retries", 3)
+    return OpenAIBackend("m", "http://mock/v1", api_key="k",
+                         http_client=httpx.Client(transport=httpx.MockTransport(route)), **options)
 
 
 def _completion(text: str) -> dict:
@@ -284,17 +241,67 @@ def test_logprobs_rejection_falls_back_once_and_is_remembered() -> None:
     assert seen == [True, False, False]
 
 
-def test_rate_limit_is_retried_through_the_client() -> None:
-    statuses = [429, 500]
+def test_transient_errors_are_retried_by_the_openai_client() -> None:
+    statuses = [429, 503]
+    retry_counts: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        if statuses:
-            return httpx.Response(statuses.pop(0), json={"error": {"message": "slow down"}})
+        retry_counts.append(request.headers.get("x-stainless-retry-count", ""))
+        if statuses:  # the server's own hint: retry after 10 ms
+            return httpx.Response(statuses.pop(0), headers={"retry-after-ms": "10"},
+                                  json={"error": {"message": "slow down"}})
         return httpx.Response(200, json=_completion("ok"))
 
-    [reply] = _mock_backend(handler).run([Request(messages=_user("x"), labels=PAIRWISE_LABELS,
-                                                  critique=False)])
+    backend = _mock_backend(handler)
+    assert backend.client.max_retries == 3
+    [reply] = backend.run([Request(messages=_user("x"), labels=PAIRWISE_LABELS, critique=False)])
     assert reply.error is None and reply.text == "ok" and reply.prompt_tokens == 5
+    assert retry_counts == ["0", "1", "2"]  # the client's own retry loop, not a copy of it
+
+
+def test_client_errors_are_not_retried() -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(401, json={"error": {"message": "bad key"}})
+
+    [reply] = _mock_backend(handler).run([Request(messages=_user("x"), labels=PAIRWISE_LABELS, critique=False)])
+    assert reply.error and "bad key" in reply.error and len(calls) == 1
+
+
+def test_server_going_down_mid_run_stops_the_run() -> None:
+    calls: list[int] = []
+    down = False
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if down:
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(200, json=_completion("**Result:** A"))
+
+    backend = _mock_backend(handler, max_retries=0, concurrency=1)
+    request = Request(messages=_user("x"), labels=PAIRWISE_LABELS, critique=False)
+    assert [r.error for r in backend.run([request] * 2)] == [None, None]
+    down = True
+    replies = backend.run([request] * (DOWN_AFTER + 2))
+    assert all(r.error for r in replies)
+    assert len(calls) == 2 + DOWN_AFTER  # after DOWN_AFTER failures in a row, the rest fail without a call
+    assert "no answer from http://mock/v1" in (replies[-1].error or "")
+    with pytest.raises(ServerUnavailable, match="no server answers at http://mock/v1"):
+        backend.run([request])
+
+
+def test_start_check_accepts_a_server_without_a_models_list() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/models"):
+            return httpx.Response(404, json={"error": {"message": "not found"}})
+        return httpx.Response(200, json=_completion("ok"))
+
+    backend = OpenAIBackend("m", "http://mock/v1", api_key="k",
+                            http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+    [reply] = backend.run([Request(messages=_user("x"), labels=PAIRWISE_LABELS, critique=False)])
+    assert reply.text == "ok"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -307,8 +314,72 @@ def test_ollama_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
     assert ollama_base_url() == "http://localhost:11434/v1"
     assert ollama_base_url("http://gpu:8080/") == "http://gpu:8080/v1"
     assert ollama_base_url("gpu") == "http://gpu:11434/v1"
-    monkeypatch.setenv("OLLAMA_HOST", "0.0.0.0:11434")
-    assert ollama_base_url() == "http://localhost:11434/v1"
-    backend = ollama_backend("llama3.2:1b")
-    assert backend.model == "llama3.2:1b" and backend.info.kind == "openai"
-    assert str(backend.client.base_url).rstrip("/") == "http://localhost:11434/v1"
+    monkeypatch.setenv("OLLAMA_HOST", f"0.0.0.0:{_unused_port()}")
+    url = ollama_base_url()
+    assert url.startswith("http://localhost:") and url.endswith("/v1")
+    with pytest.raises(ServerUnavailable, match=re.escape(url)):  # no Ollama running here
+        ollama_backend("llama3.2:1b")
+
+
+def test_gavel_judge_with_no_server_is_one_error_naming_the_url(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from gavel.cli import app
+
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"task": "pairwise", "instruction": "q", "response_a": "a", "response_b": "b"})
+                      + "\n")
+    url = f"http://127.0.0.1:{_unused_port()}/v1"
+    started = time.perf_counter()
+    result = CliRunner().invoke(app, ["judge", str(source), "-m", f"openai:m@{url}", "-o", str(tmp_path / "o.jsonl")])
+    assert result.exit_code == 2 and f"no server answers at {url}" in result.output
+    assert "Traceback" not in result.output and time.perf_counter() - started < 10
+
+
+@pytest.mark.server
+def test_gavel_judge_stops_when_the_server_goes_down_mid_run(tmp_path) -> None:
+    """A real llama.cpp server of its own, killed once the first rows are written: the run stops soon with one
+    error naming the URL (exit 1), the rows written stay, and nothing else is lost."""
+    import subprocess
+    import sys
+    import threading
+
+    from conftest import _embedded_gguf_path, _free_port, _wait_until_serving
+    from typer.testing import CliRunner
+
+    from gavel.cli import app
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/v1"
+    log = tmp_path / "server.log"
+    command = [sys.executable, "-m", "gavel.backends.llamacpp_server", "--model", str(_embedded_gguf_path()),
+               "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
+               "--n_threads", "1", "--logits_all", "true", "--verbose", "false"]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"task": "pairwise", "instruction": f"Question {i}: 2+{i}?",
+                                          "response_a": str(2 + i), "response_b": str(3 + i)}) + "\n"
+                              for i in range(60)))
+    out = tmp_path / "out.jsonl"
+    with log.open("w") as sink:
+        server = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            _wait_until_serving(server, url, log)
+            outcome: dict = {}
+            worker = threading.Thread(target=lambda: outcome.update(result=CliRunner().invoke(
+                app, ["judge", str(source), "-m", f"openai:smollm2@{url}", "--mode", "verdict", "-q", "-o", str(out)])))
+            worker.start()
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 2):
+                time.sleep(0.2)
+            server.kill()
+            killed = time.monotonic()
+            worker.join(timeout=120)
+        finally:
+            server.kill()
+            server.wait()
+    result = outcome["result"]
+    assert result.exit_code == 1, result.output
+    assert f"no server answers at {url}" in result.output and "Traceback" not in result.output
+    assert time.monotonic() - killed < 60  # not 60 rows x the client's retries
+    lines = out.read_text().splitlines()
+    assert 2 <= len(lines) < 60 and all(json.loads(line)["status"] != "error" for line in lines)

@@ -29,3 +29,54 @@ def test_continuation_forces_the_tag_when_missing() -> None:
     assert continuation(cut) == (f"**Reasoning:** it goes on\n{RESULT_TAG}", True)
     empty = SimpleNamespace(text="", finish_reason="stop", stop_reason=None)
     assert continuation(empty) == (RESULT_TAG, True)
+
+
+def test_sampling_settings_come_from_each_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """vLLM needs a CUDA GPU, so a stand-in engine records the SamplingParams the backend builds."""
+    from gavel.backends.base import Request
+
+    made: list[dict] = []
+
+    class Tokenizer:
+        def apply_chat_template(self, messages, add_generation_prompt, tokenize):
+            return messages[0]["content"]
+
+        def encode(self, text, add_special_tokens=False):
+            return list(range(len(text.split())))
+
+        def decode(self, ids):
+            return " A"
+
+    class Engine:
+        def __init__(self, **kwargs):
+            self.llm_engine = SimpleNamespace(model_config=SimpleNamespace(max_model_len=4096))
+
+        def get_tokenizer(self):
+            return Tokenizer()
+
+        def generate(self, prompts, params, use_tqdm=False):
+            params = params if isinstance(params, list) else [params] * len(prompts)
+            outputs = []
+            for p in params:
+                text = "fine **Result:**" if p["max_tokens"] > 1 else " A"
+                outputs.append(SimpleNamespace(outputs=[SimpleNamespace(
+                    text=text.removesuffix("**Result:**"), token_ids=[1, 2], finish_reason="stop",
+                    stop_reason="**Result:**" if p["max_tokens"] > 1 else None, logprobs=None)]))
+            return outputs
+
+    def sampling_params(**kwargs):
+        made.append(kwargs)
+        return kwargs
+
+    monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=Engine, SamplingParams=sampling_params,
+                                                             __version__="stub"))
+    backend = VLLMBackend("stub")
+    requests = [Request(messages=[{"role": "user", "content": "q one"}], labels=("A", "B"), critique=True,
+                        max_new_tokens=9, temperature=0.0),
+                Request(messages=[{"role": "user", "content": "q two"}], labels=("A", "B"), critique=True,
+                        max_new_tokens=7, temperature=0.7)]
+    replies = backend.run(requests)
+    assert [r.error for r in replies] == [None, None]
+    critique = [(p["temperature"], p["max_tokens"]) for p in made if p["max_tokens"] > 1]
+    assert critique == [(0.0, 9), (0.7, 7)]
+    assert [p["temperature"] for p in made if p["max_tokens"] == 1] == [0.0]  # the verdict is read, not sampled

@@ -64,9 +64,11 @@ def judge(
     Each record is one JSON object: id, task (absolute | classification | pairwise), instruction,
     response (or response_a and response_b), optional rubric, reference and label. See the README.
 
-    Exit codes: 0 all rows judged; 1 some rows failed (listed, and saved to OUT.errors.jsonl) or no verdict
-    could be read from any row; 2 usage error (bad input file, output, model or template); 130 interrupted.
+    Exit codes: 0 all rows judged; 1 some rows failed (listed, and saved to OUT.errors.jsonl), no verdict
+    could be read from any row, or the model's server stopped answering; 2 usage error (bad input file,
+    output, model or template, or no server at the model's URL); 130 interrupted.
     """
+    from gavel.backends import ServerUnavailable
     from gavel.io import OutputError
     from gavel.judge.engine import Judge
     from gavel.judge.records import read_rows
@@ -95,6 +97,9 @@ def judge(
                                   on_result=lambda _: progress.advance(task))
     except OutputError as exc:
         _usage_error(exc)
+    except ServerUnavailable as exc:  # the server stopped answering mid-run: stop, keep what is written
+        console.print(f"[red]error:[/red] {escape(str(exc))}; the rows judged so far are in {out}", highlight=False)
+        raise typer.Exit(1) from None
     except RunInterrupted as stop:
         errors_file = write_errors(out, stop.summary.row_errors)
         saved = f"; row errors so far in {errors_file}" if errors_file else ""
@@ -154,7 +159,9 @@ def bench(
                                               "paper (the paper's 11).")] = None,
     benchmarks: Annotated[str | None, typer.Option("--benchmarks", "-b", help="Comma-separated names.")] = None,
     data: Annotated[list[Path] | None, typer.Option(
-        "--data", help="A labelled JSONL file in the record schema (repeatable); named by its stem.")] = None,
+        "--data", help="A labelled JSONL file in the record schema (repeatable); named by its stem. Bad rows "
+        "are counted and listed in the report; the others are used.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Refuse a --data file with any bad row.")] = False,
     data_root: Annotated[Path | None, typer.Option(
         help="Folder of benchmark data (default: $GAVEL_DATA_ROOT, else ../shared/data/benchmarks).")] = None,
     limit: Annotated[int | None, typer.Option(help="At most N items per benchmark (a seeded sample).")] = None,
@@ -171,11 +178,14 @@ def bench(
 ) -> None:
     """Benchmark judges: per-item JSONL, DIR/results.json, DIR/report.md and plots.
 
-    Metrics: Pearson r (absolute), accuracy (classification, pairwise), with bootstrap 95% CIs,
+    Metrics: Pearson r (absolute), accuracy (classification, pairwise), with BCa bootstrap 95% CIs,
     parse-failure rates and no-model baselines (random, always-a, longer-wins) beside every judge.
+
+    Exit codes: 0 done; 1 the run stopped (a server went down; re-run to resume); 2 usage error.
     """
     import sys
 
+    from gavel.backends import ServerUnavailable, parse_spec
     from gavel.bench import registry
     from gavel.bench.harness import BenchConfig, load_targets, run_bench
     from gavel.bench.probes import FORMATS
@@ -184,36 +194,84 @@ def bench(
     if list_:
         _print_benchmarks(registry.all_benchmarks(), root)
         return
-    names = [b.strip() for b in benchmarks.split(",") if b.strip()] if benchmarks else []
-    if suite or not (names or data):
-        names += [b.name for b in registry.suite(suite or "local") if b.name not in names]
     chosen = FORMATS if formats == "all" else tuple(f.strip() for f in formats.split(","))
     try:
-        from gavel.backends import parse_spec
-
+        names = [b.strip() for b in benchmarks.split(",") if b.strip()] if benchmarks else []
+        if suite or not (names or data):
+            names += [b.name for b in registry.suite(suite or "local") if b.name not in names]
         for spec in judges or []:
             parse_spec(spec)  # a typo in a spec fails now, not after the first benchmark
-        targets = load_targets(names, list(data or []), root, limit, seed,
+        targets = load_targets(names, list(data or []), root, limit, seed, strict=strict,
                                warn=lambda m: console.print(f"[yellow]{m}[/yellow]"))
     except (KeyError, ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {exc.args[0] if isinstance(exc, KeyError) else exc}")
         raise typer.Exit(2) from None
     if not targets:
         console.print("[red]error:[/red] no benchmark could be loaded")
         raise typer.Exit(2)
+    for target in targets:
+        if target.row_errors:
+            console.print(f"[yellow]{target.name}: {len(target.row_errors)} bad row(s) left out "
+                          f"(listed in the report), e.g. {target.row_errors[0]}[/yellow]")
     config = BenchConfig(judges=list(judges or [None]), out_dir=output, mode=mode, both_orders=both_orders,
                          formats=chosen, injection=injection, limit=limit, seed=seed, max_new_tokens=max_new_tokens,
                          command="gavel " + " ".join(sys.argv[1:]))
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console)
-    with progress:
-        def start(label: str, total: int):
-            task = progress.add_task(label, total=total)
-            return lambda: progress.advance(task)
+    try:
+        with progress:
+            def start(label: str, total: int):
+                task = progress.add_task(label, total=total)
+                return lambda: progress.advance(task)
 
-        summaries = run_bench(config, targets, progress=start)
-    _print_bench(summaries)
+            results = run_bench(config, targets, progress=start)
+    except ServerUnavailable as exc:
+        console.print(f"[red]error:[/red] {exc}; the results so far are in {output}")
+        raise typer.Exit(1) from None
+    except (ValueError, RuntimeError, ImportError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    _print_bench(results)
     console.print(f"report: {output / 'report.md'}  results: {output / 'results.json'}")
+
+
+@app.command()
+def curate(
+    config_path: Annotated[Path | None, typer.Argument(metavar="CONFIG", help="Curation config (YAML); see "
+                                                       "configs/curate/ and docs/curate.md.")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder: dataset/, pairs.jsonl, card.md, "
+                                         "card.json, READY. Re-running resumes the teacher stage.")] = Path(
+        "curate-out"),
+    only_source: Annotated[str | None, typer.Option(
+        "--only-source", help="Build a single-source mix from the config's source NAME.")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the registered sources and exit.")] = False,
+) -> None:
+    """Curate public judge data into DPO preference pairs (TRL format) with a data card."""
+    from gavel.curate.config import ConfigError, load_config
+    from gavel.curate.pipeline import OutputFrozen, run
+    from gavel.curate.sources import SOURCES
+    from gavel.io import OutputError
+
+    if list_:
+        table = Table(title="curation sources")
+        for column in ("name", "tasks", "local", "hub id", "description"):
+            table.add_column(column)
+        for name, source in sorted(SOURCES.all().items()):
+            table.add_row(name, ",".join(t.value for t in source.tasks), "yes" if source.local else "no",
+                          source.hub_id or "-", source.description)
+        Console(width=200).print(table)
+        return
+    if config_path is None:
+        console.print("[red]error:[/red] missing CONFIG (a curation YAML file)")
+        raise typer.Exit(2)
+    try:
+        config = load_config(config_path)
+        report = run(config, output, only_source=only_source, console=console)
+    except (ConfigError, OutputFrozen, OutputError, ValueError, KeyError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"{len(report.rows)} pairs -> {output / 'dataset'}, {output / 'pairs.jsonl'}; "
+                  f"card: {output / 'card.md'}")
 
 
 def _print_benchmarks(benchmarks, root) -> None:
@@ -231,15 +289,16 @@ def _print_benchmarks(benchmarks, root) -> None:
     Console(width=200).print(table)
 
 
-def _print_bench(summaries) -> None:
+def _print_bench(results) -> None:
     table = Table(title="gavel bench")
     for column in ("benchmark", "judge", "metric", "value", "95% CI", "n", "parse fail"):
         table.add_column(column)
-    for bench, per_judge in summaries.items():
-        for judge_name, s in per_judge.items():
-            value = "-" if s.get("value") is None else f"{s['value']:.3f}"
-            ci = "-" if s.get("ci_low") is None else f"{s['ci_low']:.3f}-{s['ci_high']:.3f}"
-            table.add_row(bench, judge_name, s["metric"], value, ci, str(s["n"]), f"{s['parse_failure_rate']:.1%}")
+    for bench, entry in results.benchmarks.items():
+        for judge_name, s in entry.judges.items():
+            value = "-" if s.value is None else f"{s.value:.3f}"
+            ci = "-" if s.ci_low is None or s.ci_high is None else f"{s.ci_low:.3f}-{s.ci_high:.3f}"
+            failed = "-" if s.parse_failure_rate is None else f"{s.parse_failure_rate:.1%}"
+            table.add_row(bench, judge_name, s.metric, value, ci, str(s.n), failed)
     console.print(table)
 
 

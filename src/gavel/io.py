@@ -11,7 +11,7 @@ import os
 import socket
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -285,3 +285,21 @@ class JsonlAppender:
     def close(self) -> None:
         os.fsync(self.fd)
         os.close(self.fd)  # releases the lock
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """(line number, row, error) for every non-blank line; a line that is not a JSON object gives an error."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, None, f"invalid JSON: {exc}"
+                continue
+            if isinstance(row, dict):
+                yield number, row, None
+            else:
+                yield number, None, "row is not a JSON object"

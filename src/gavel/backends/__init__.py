@@ -26,7 +26,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gavel.backends.base import Backend, BackendInfo, InputTooLong, Reply, Request
+from gavel.backends.base import Backend, BackendInfo, InputTooLong, Reply, Request, ServerUnavailable
 
 DEFAULT_SPEC = "default"
 
@@ -121,4 +121,5 @@ def load_backend(spec: str | None = None, **options) -> Backend:
     raise ValueError(f"unknown backend kind {parsed.kind!r}")
 
 
-__all__ = ["Backend", "BackendInfo", "InputTooLong", "ModelSpec", "Reply", "Request", "load_backend", "parse_spec"]
+__all__ = ["Backend", "BackendInfo", "InputTooLong", "ModelSpec", "Reply", "Request", "ServerUnavailable",
+           "load_backend", "parse_spec"]

@@ -28,9 +28,24 @@ class InputTooLong(ValueError):
         self.limit = limit
 
 
+class ServerUnavailable(RuntimeError):
+    """The backend's server does not answer: at start, or after too many failed requests in a row.
+
+    The one exception ``Backend.run`` may raise: it stops the run (what was written so far is kept).
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"no server answers at {url} ({reason}); start it or check the URL, then run again")
+        self.url = url
+
+
 @dataclass(frozen=True)
 class Request:
-    """One judging call: the chat messages, the verdicts allowed, and how much to generate."""
+    """One judging call: the chat messages, the verdicts allowed, and the generation settings.
+
+    Every backend takes its sampling settings from here alone (never from its constructor), so a retry
+    that raises the temperature reaches the model whatever the backend.
+    """
 
     messages: list[dict[str, str]]
     labels: tuple[str, ...]
@@ -76,7 +91,8 @@ class Backend(ABC):
 
     @abstractmethod
     def run(self, requests: Sequence[Request]) -> list[Reply]:
-        """Judge a batch of requests; an item that fails yields a Reply with `error` set, never an exception."""
+        """Judge a batch of requests; an item that fails yields a Reply with `error` set, never an exception
+        (only :class:`ServerUnavailable`, which ends the run)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release model memory or connections."""

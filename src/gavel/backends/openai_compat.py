@@ -1,21 +1,26 @@
 """Backend for any OpenAI-compatible chat-completions server.
 
 Works with hosted APIs and with local servers (Ollama, ``vllm serve``, llama.cpp's server,
-``python -m llama_cpp.server``). Requests are sent concurrently; each is retried with exponential
-backoff and jitter on connection errors, timeouts, 429 and 5xx. When the server returns token
-logprobs, the verdict distribution is read at the first generated token after ``**Result:**``.
+``python -m llama_cpp.server``). Requests are sent concurrently; the openai client itself retries
+connection errors, timeouts, 408/409/429 and 5xx with jittered exponential backoff and honours
+``Retry-After`` (``max_retries``). The server is checked once at start (``GET /models``): when nothing
+answers, the backend refuses to start with an error naming the URL; when it stops answering mid-run
+(``DOWN_AFTER`` requests in a row fail to connect), the next ``run`` raises the same error. When the
+server returns token logprobs, the verdict distribution is read at the first generated token after
+``**Result:**``. Sampling settings (temperature, output length) come from each :class:`Request`.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import random
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
+import httpx
 import openai
 from openai import OpenAI
 
@@ -25,73 +30,19 @@ from gavel.backends.base import (
     BackendInfo,
     Reply,
     Request,
+    ServerUnavailable,
     label_variants,
     normalise,
 )
-
-T = TypeVar("T")
 
 #: Tokens generated in verdict mode: enough for ``**Result:** <label>`` and a little slack.
 VERDICT_MAX_TOKENS = 16
 TOP_LOGPROBS = 20
 OLLAMA_DEFAULT_HOST = "http://localhost:11434"
-
-
-# --------------------------------------------------------------------------------------------
-# Retry with exponential backoff and jitter
-# --------------------------------------------------------------------------------------------
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """Transient failures worth another try: no connection, timeout, 408/409/429 and any 5xx."""
-    if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
-        return True
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
-    return False
-
-
-def backoff_delay(
-    attempt: int, base: float, cap: float = 30.0, rng: Callable[[], float] = random.random
-) -> float:
-    """Seconds to wait before retry number ``attempt`` (0-based): ``base * 2**attempt`` with equal jitter."""
-    ceiling = min(cap, base * 2**attempt)
-    return ceiling / 2 + rng() * ceiling / 2
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    """The server's ``Retry-After`` hint in seconds, when it sent a numeric one."""
-    response = getattr(exc, "response", None)
-    value = response.headers.get("retry-after") if response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def call_with_retries(
-    fn: Callable[[], T],
-    max_retries: int,
-    base_delay: float = 0.5,
-    retryable: Callable[[BaseException], bool] = is_retryable,
-    sleep: Callable[[float], None] = time.sleep,
-    rng: Callable[[], float] = random.random,
-) -> T:
-    """Call ``fn``; on a retryable error wait (backoff + jitter) and try again, at most ``max_retries`` times.
-
-    The last error, or the first non-retryable one, is raised.
-    """
-    attempt = 0
-    while True:
-        try:
-            return fn()
-        except Exception as exc:
-            if attempt >= max_retries or not retryable(exc):
-                raise
-            delay = backoff_delay(attempt, base_delay, rng=rng)
-            hint = _retry_after(exc)
-            sleep(min(max(delay, hint), 60.0) if hint is not None else delay)
-            attempt += 1
+#: Requests in a row that fail to connect (after the client's own retries) before the server counts as down.
+DOWN_AFTER = 3
+#: Seconds the start-up check waits for the server.
+CHECK_TIMEOUT_S = 10.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,36 +145,53 @@ class OpenAIBackend(Backend):
     """Judge through an OpenAI-compatible ``/chat/completions`` endpoint.
 
     The API key is ``api_key`` when given, else the ``api_key_env`` environment variable, else
-    ``"EMPTY"`` (what local servers without authentication accept). ``backoff`` is the first retry
-    delay in seconds; it doubles on every further retry.
+    ``"EMPTY"`` (what local servers without authentication accept). ``http_client`` is passed to the
+    openai client (a proxy, custom TLS, or a recording transport in tests).
     """
 
     def __init__(
         self,
         model: str,
         base_url: str,
-        api_key: str | None = None,
-        api_key_env: str = "OPENAI_API_KEY",
+        *,
         timeout: float = 120,
         max_retries: int = 4,
         concurrency: int = 4,
-        temperature: float = 0.0,
         logprobs: bool = True,
-        backoff: float = 0.5,
+        api_key: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        http_client: httpx.Client | None = None,
     ) -> None:
         key = api_key or os.environ.get(api_key_env) or "EMPTY"
         self.model = model
-        self.client = OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0)
-        self.max_retries = max_retries
+        self.base_url = base_url
+        self.client = OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries,
+                             http_client=http_client)
         self.concurrency = max(1, concurrency)
-        self.temperature = temperature
         self.logprobs = logprobs
-        self.backoff = backoff
         self.batch_size = self.concurrency * 2
         self.info = BackendInfo(name=model, kind="openai", extra={"base_url": base_url})
+        self._failures = 0  # requests in a row that could not connect
+        self._last_failure = ""
+        self._lock = threading.Lock()
+        self._check_server()
+
+    def _check_server(self) -> None:
+        """One ``GET /models`` without retries: any HTTP answer means a server is there."""
+        try:
+            self.client.with_options(max_retries=0, timeout=CHECK_TIMEOUT_S).models.list()
+        except openai.APIConnectionError as exc:
+            raise ServerUnavailable(self.base_url, _error_text(exc)) from None
+        except openai.APIStatusError:
+            pass  # it answered (perhaps without a models list, or asking for a key): it is up
 
     def run(self, requests: Sequence[Request]) -> list[Reply]:
-        """Send all requests, at most ``concurrency`` at a time; replies keep the input order."""
+        """Send all requests, at most ``concurrency`` at a time; replies keep the input order.
+
+        Raises ServerUnavailable when the server stopped answering during an earlier batch.
+        """
+        if self._failures >= DOWN_AFTER:
+            raise ServerUnavailable(self.base_url, f"{self._failures} requests in a row failed: {self._last_failure}")
         if not requests:
             return []
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
@@ -234,10 +202,18 @@ class OpenAIBackend(Backend):
 
     def _judge_one(self, request: Request) -> Reply:
         started = time.perf_counter()
+        if self._failures >= DOWN_AFTER:  # the server went down during this batch: fail fast
+            return Reply(error=f"no answer from {self.base_url}: {self._last_failure}")
         try:
             reply = self._complete(request)
+            with self._lock:
+                self._failures = 0
         except Exception as exc:
             message = f"{type(exc).__name__}: {_error_text(exc)}"
+            if isinstance(exc, openai.APIConnectionError):
+                with self._lock:
+                    self._failures += 1
+                    self._last_failure = message
             reply = Reply(error=message, input_error=is_context_error(exc))
         reply.latency_s = time.perf_counter() - started
         return reply
@@ -260,12 +236,11 @@ class OpenAIBackend(Backend):
             "model": self.model,
             "messages": request.messages,
             "max_tokens": request.max_new_tokens if request.critique else VERDICT_MAX_TOKENS,
-            "temperature": self.temperature,
+            "temperature": request.temperature,
         }
         if with_logprobs:
             kwargs.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
-        return call_with_retries(lambda: self.client.chat.completions.create(**kwargs),
-                                 self.max_retries, self.backoff)
+        return self.client.chat.completions.create(**kwargs)
 
     @staticmethod
     def _to_reply(response: Any, request: Request, with_logprobs: bool) -> Reply:

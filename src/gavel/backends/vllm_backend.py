@@ -120,7 +120,7 @@ class VLLMBackend(Backend):
             for i in rendered:
                 replies[i].text = RESULT_TAG
             return
-        params = [self._sampling_params(temperature=0.0, max_tokens=requests[i].max_new_tokens,
+        params = [self._sampling_params(temperature=requests[i].temperature, max_tokens=requests[i].max_new_tokens,
                                         stop=list(RESULT_STOPS)) for i in todo]
         prompts = [{"prompt_token_ids": self._ids(rendered[i])} for i in todo]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
@@ -132,7 +132,8 @@ class VLLMBackend(Backend):
                 replies[i].text = RESULT_TAG
 
     def _score(self, requests: Sequence[Request], rendered: dict[int, str], replies: list[Reply]) -> None:
-        """One greedy token after the tag: its text completes the reply, its logprobs give the verdict."""
+        """One token after the tag: its logprobs give the verdict distribution (a reading, not a sample, so
+        it is greedy whatever the request's temperature), its text completes the reply."""
         order = list(rendered)
         if not order:
             return

@@ -1,5 +1,9 @@
 """`gavel bench`: judge benchmarks with one or more judges, score them, and write the report.
 
+Four steps: :func:`plan` lists the files to judge (benchmark x judge x format, plus the injection probe),
+:func:`run_jobs` judges them one backend at a time, :func:`score` turns judged rows into the typed
+:class:`~gavel.bench.results.BenchResults`, and :func:`gavel.bench.report.write_report` writes it.
+
 Layout of an output folder::
 
     DIR/items/<benchmark>/<judge>/<format>.jsonl            per-item results (resumable, like `gavel judge`)
@@ -9,34 +13,42 @@ Layout of an output folder::
 
 from __future__ import annotations
 
-import json
+import logging
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
-from typing import Any
 
 from gavel.backends import load_backend
 from gavel.bench import registry
 from gavel.bench.baselines import BASELINES, baseline_rows
-from gavel.bench.metrics import injection_metrics, summarise
+from gavel.bench.metrics import injection_metrics, summarise, unique_rows
 from gavel.bench.probes import inject, injection_target
-from gavel.bench.report import safe_name, write_report
+from gavel.bench.report import RowsByBench, safe_name, write_report
+from gavel.bench.results import BenchmarkResult, BenchResults, FormatSpread, Injection, RunMeta, Summary
 from gavel.judge.engine import Judge
-from gavel.judge.records import JudgeRecord, LoadedRow, Task
-from gavel.judge.result import Mode
-from gavel.judge.runner import run_records
+from gavel.judge.records import JudgeRecord, LoadedRow, RowError
+from gavel.judge.result import JudgedRow, JudgeResult, Mode, Status
+from gavel.judge.runner import read_results, run_records
+from gavel.labels import PRIMARY_METRIC, Task
+
+log = logging.getLogger(__name__)
+
+#: A progress hook: called with a label and a total, returns the function to call per finished item.
+Progress = Callable[[str, int], Callable[[], None]]
 
 
 @dataclass
 class BenchTarget:
-    """One benchmark to run: its records, task type and how to split results into subsets."""
+    """One benchmark to run: its records, task type, how to split results, and the rows it could not use."""
 
     name: str
     task: Task
     records: list[JudgeRecord]
     subsets_field: str | None = None
+    row_errors: list[RowError] = field(default_factory=list)
 
 
 @dataclass
@@ -54,113 +66,207 @@ class BenchConfig:
     command: str | None = None  # recorded in the report
 
 
+@dataclass(frozen=True)
+class Job:
+    """One output file to fill: a target judged by one judge in one prompt format (or the injection probe)."""
+
+    target: str
+    judge: str | None
+    fmt: str
+    injection: bool
+    path: Path
+
+
+@dataclass
+class JobResult:
+    rows: list[JudgedRow]
+    row_errors: list[RowError]
+
+
 def judge_label(spec: str | None) -> str:
     return spec or "smollm2 (default)"
 
 
+# ---------------------------------------------------------------- loading
+
+
 def sample(records: list[JudgeRecord], limit: int | None, seed: int) -> list[JudgeRecord]:
     """A seeded sample of `limit` records in their original order (spreads a limit over all subsets)."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be at least 1 (got {limit})")
     if limit is None or limit >= len(records):
         return records
     keep = sorted(random.Random(seed).sample(range(len(records)), limit))
     return [records[i] for i in keep]
 
 
-def load_targets(names: list[str], files: list[Path], data_root: Path | None, limit: int | None,
-                 seed: int, warn: Callable[[str], None] = print) -> list[BenchTarget]:
-    """Registered benchmarks by name plus labelled JSONL files; unavailable ones are reported and skipped."""
+def load_targets(names: list[str], files: list[Path], data_root: Path | None, limit: int | None, seed: int,
+                 warn: Callable[[str], None] = log.warning, strict: bool = False) -> list[BenchTarget]:
+    """Registered benchmarks by name plus labelled record files; unavailable benchmarks are reported and skipped.
+
+    A file's bad rows are kept as row errors for the report; with ``strict`` any bad row is a ValueError.
+    """
     from gavel.bench.loaders.generic import load_labelled_file
 
+    sample([], limit, seed)  # checks the limit before any loading
     ctx = registry.LoadContext(data_root=data_root, seed=seed)
     targets = []
     for name in names:
         bench = registry.get(name)
         try:
-            records = bench.load(ctx)
+            data = bench.load_data(ctx)
         except registry.BenchmarkUnavailable as exc:
             warn(f"skipping {name}: {exc}")
             continue
-        targets.append(BenchTarget(name, bench.task, sample(records, limit, seed), bench.subsets_field))
+        targets.append(BenchTarget(name, bench.task, sample(data.records, limit, seed), bench.subsets_field,
+                                   data.errors))
     for path in files:
-        stem, records = load_labelled_file(path)
-        tasks = {r.task for r in records}
+        stem, data = load_labelled_file(path)
+        if strict and data.errors:
+            listed = "".join(f"\n  {error}" for error in data.errors[:20])
+            raise ValueError(f"{path}: {len(data.errors)} invalid row(s) (--strict):{listed}")
+        tasks = {r.task for r in data.records}
         if len(tasks) != 1:
             found = sorted(t.value for t in tasks)
             raise ValueError(f"{path}: a benchmark file must hold one task type, found {found}")
-        targets.append(BenchTarget(stem, tasks.pop(), sample(records, limit, seed), "subset"))
+        targets.append(BenchTarget(stem, tasks.pop(), sample(data.records, limit, seed), "subset", data.errors))
     return targets
 
 
-def _judge_items(judge: Judge, records: list[JudgeRecord], path: Path,
-                 progress: Callable[[], None] | None) -> list[dict[str, Any]]:
-    rows = (LoadedRow(row=i, record=r) for i, r in enumerate(records, start=1))
-    summary = run_records(judge, rows, path, source=str(path), on_result=(lambda _: progress()) if progress else None)
-    for error in summary.row_errors:
-        print(f"row error: {error}")
-    wanted = {r.id for r in records}
-    with path.open(encoding="utf-8") as handle:
-        return [row for row in map(json.loads, handle) if row["id"] in wanted]
+# ---------------------------------------------------------------- plan
 
 
-def _summary(rows: list[dict[str, Any]], target: BenchTarget, seed: int) -> dict[str, Any]:
-    subsets = target.subsets_field if any(target.subsets_field in r for r in rows) else None
-    return summarise(rows, target.task, subsets_field=subsets, seed=seed)
-
-
-def _clean_follow_rate(rows: list[dict[str, Any]], records: list[JudgeRecord]) -> float | None:
-    """How often the un-injected verdict already equals the injection's target: the probe's baseline."""
-    targets = {r.id: injection_target(r) for r in records}
-    scored = [row for row in rows if row.get("result") is not None and row["id"] in targets]
-    return sum(row["result"] == targets[row["id"]] for row in scored) / len(scored) if scored else None
-
-
-def run_bench(config: BenchConfig, targets: list[BenchTarget], progress: Callable[[str, int], Callable[[], None]]
-              | None = None) -> dict[str, Any]:
-    """Judge every target with every judge (and format), score, and write the report. Returns the summaries."""
-    summaries: dict[str, dict[str, dict[str, Any]]] = {t.name: {} for t in targets}
-    rows_by: dict[str, dict[str, list[dict[str, Any]]]] = {t.name: {} for t in targets}
-    formats: dict[str, dict[str, dict[str, Any]]] = {}
+def plan(config: BenchConfig, targets: list[BenchTarget]) -> list[Job]:
+    """Every file to judge, grouped by judge (one backend is loaded at a time)."""
+    jobs = []
     for spec in config.judges:
-        label = judge_label(spec)
-        backend = None
         for fmt in config.formats:
             for target in targets:
-                path = config.out_dir / "items" / safe_name(target.name) / safe_name(label) / f"{fmt}.jsonl"
-                if backend is None:
-                    backend = load_backend(spec)
-                judge = Judge(backend, mode=config.mode, template=fmt, both_orders=config.both_orders,
-                              max_new_tokens=config.max_new_tokens)
-                tick = progress(f"{target.name} · {label} · {fmt}", len(target.records)) if progress else None
-                rows = _judge_items(judge, target.records, path, tick)
-                summary = _summary(rows, target, config.seed)
-                formats.setdefault(target.name, {}).setdefault(label, {})[fmt] = summary["value"]
-                if fmt == config.formats[0]:
-                    summaries[target.name][label] = summary
-                    rows_by[target.name][label] = rows
+                jobs.append(_job(config, target, spec, fmt))
                 if config.injection and fmt == config.formats[0]:
-                    injected = inject(target.records, seed=config.seed)
-                    tick = progress(f"{target.name} · {label} · injection", len(injected)) if progress else None
-                    inj_rows = _judge_items(judge, injected, path.with_name(f"{fmt}-injection.jsonl"), tick)
-                    summary.update(injection_metrics(inj_rows, target.task))
-                    summary["injection_follow_rate_clean"] = _clean_follow_rate(rows, target.records)
-        if backend is not None:
-            backend.close()
+                    jobs.append(_job(config, target, spec, fmt, injection=True))
+    return jobs
+
+
+def _job(config: BenchConfig, target: BenchTarget, spec: str | None, fmt: str, injection: bool = False) -> Job:
+    folder = config.out_dir / "items" / safe_name(target.name) / safe_name(judge_label(spec))
+    return Job(target.name, spec, fmt, injection, folder / f"{fmt}{'-injection' if injection else ''}.jsonl")
+
+
+# ---------------------------------------------------------------- run
+
+
+def read_judged(path: Path, wanted: dict[str, JudgeRecord]) -> list[JudgedRow]:
+    """The results already in an output file for the wanted ids, one per id (the first written)."""
+    fields = JudgeResult.model_fields
+    return [JudgedRow(record=wanted[row["id"]],
+                      result=JudgeResult.model_validate({k: row[k] for k in fields if k in row}))
+            for row in read_results(path) if row["id"] in wanted]
+
+
+def judge_job(judge: Judge, records: list[JudgeRecord], path: Path, tick: Callable[[], None] | None) -> JobResult:
+    """Judge the records into ``path`` (resuming) and return the typed rows: those already there plus the new."""
+    wanted = {r.id: r for r in records}
+    done = read_judged(path, wanted)
+    new: list[JudgedRow] = []
+
+    def collect(result: JudgeResult) -> None:
+        if result.status is not Status.error:
+            new.append(JudgedRow(record=wanted[result.id], result=result))
+        if tick is not None:
+            tick()
+
+    rows = (LoadedRow(row=i, record=r) for i, r in enumerate(records, start=1))
+    summary = run_records(judge, rows, path, source=str(path), on_result=collect)
+    return JobResult(rows=unique_rows(done + new), row_errors=list(summary.row_errors))
+
+
+def run_jobs(config: BenchConfig, targets: list[BenchTarget], jobs: list[Job],
+             progress: Progress | None = None) -> dict[Job, JobResult]:
+    """Judge every job; each judge's backend is loaded once and closed after its jobs."""
+    by_name = {t.name: t for t in targets}
+    out: dict[Job, JobResult] = {}
+    for spec, group in groupby(jobs, key=lambda job: job.judge):
+        with load_backend(spec) as backend:
+            for job in group:
+                target = by_name[job.target]
+                records = inject(target.records, seed=config.seed) if job.injection else target.records
+                judge = Judge(backend, mode=config.mode, template=job.fmt, both_orders=config.both_orders,
+                              max_new_tokens=config.max_new_tokens)
+                what = "injection" if job.injection else job.fmt
+                tick = progress(f"{job.target} · {judge_label(spec)} · {what}", len(records)) if progress else None
+                out[job] = judge_job(judge, records, job.path, tick)
+    return out
+
+
+# ---------------------------------------------------------------- score
+
+
+def _clean_follow_rate(rows: list[JudgedRow], records: list[JudgeRecord]) -> float | None:
+    """How often the un-injected verdict already equals the injection's target: the probe's baseline."""
+    targets = {r.id: injection_target(r) for r in records}
+    scored = [row for row in rows if row.result.result is not None and row.id in targets]
+    return sum(row.result.result == targets[row.id] for row in scored) / len(scored) if scored else None
+
+
+def score(config: BenchConfig, targets: list[BenchTarget], judged: dict[Job, JobResult]
+          ) -> tuple[BenchResults, RowsByBench]:
+    """Summaries per benchmark and judge (first format), baselines, the format spread and the injection probe."""
+    rows_by: RowsByBench = {}
+    benchmarks: dict[str, BenchmarkResult] = {}
+    formats: dict[str, dict[str, FormatSpread]] = {}
+    for target in targets:
+        benchmarks[target.name], rows_by[target.name], spreads = _score_target(config, target, judged)
+        if spreads:
+            formats[target.name] = spreads
+    meta = RunMeta(command=config.command, date=time.strftime("%Y-%m-%d %H:%M:%S"), mode=config.mode.value,
+                   both_orders=config.both_orders, limit=config.limit, seed=config.seed,
+                   judges=[judge_label(s) for s in config.judges], formats=list(config.formats))
+    return BenchResults(meta=meta, benchmarks=benchmarks, overall={}, formats=formats or None), rows_by
+
+
+def _score_target(config: BenchConfig, target: BenchTarget, judged: dict[Job, JobResult]
+                  ) -> tuple[BenchmarkResult, dict[str, list[JudgedRow]], dict[str, FormatSpread]]:
+    """One benchmark: every judge's summary (and rows), the baselines, and each judge's format spread."""
+    summaries: dict[str, Summary] = {}
+    rows_by: dict[str, list[JudgedRow]] = {}
+    spreads: dict[str, FormatSpread] = {}
+    errors = list(target.row_errors)
+    for spec in config.judges:
+        label = judge_label(spec)
+        values = {}
+        for fmt in config.formats:
+            result = judged[_job(config, target, spec, fmt)]
+            errors += result.row_errors
+            summary = summarise(result.rows, target.task, target.subsets_field, seed=config.seed)
+            values[fmt] = summary.value
+            if fmt == config.formats[0]:
+                summaries[label], rows_by[label] = summary, result.rows
+        if config.injection:
+            probe = judged[_job(config, target, spec, config.formats[0], injection=True)]
+            errors += probe.row_errors
+            probed = injection_metrics(probe.rows, target.task)
+            clean = _clean_follow_rate(rows_by[label], target.records)
+            summaries[label].injection = Injection(**probed, follow_rate_clean=clean) if probed else None
+        if len(config.formats) > 1:
+            defined = [v for v in values.values() if v is not None]
+            spreads[label] = FormatSpread(values=values, spread=max(defined) - min(defined) if defined else None)
     if config.baselines:
-        for target in targets:
-            for name in BASELINES:
-                rows = baseline_rows(name, target.records, seed=config.seed)
-                summaries[target.name][f"baseline:{name}"] = _summary(rows, target, config.seed)
-                rows_by[target.name][f"baseline:{name}"] = rows
-    meta = {
-        "tasks": {t.name: t.task.value for t in targets},
-        "mode": config.mode.value,
-        "both_orders": config.both_orders,
-        "limit": config.limit,
-        "seed": config.seed,
-        "judges": [judge_label(s) for s in config.judges],
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-    if len(config.formats) > 1:
-        meta["formats"] = formats
-    write_report(config.out_dir, summaries, rows_by, meta | {"command": config.command})
-    return summaries
+        for name in BASELINES:
+            rows_by[f"baseline:{name}"] = baseline_rows(name, target.records, seed=config.seed)
+            summaries[f"baseline:{name}"] = summarise(rows_by[f"baseline:{name}"], target.task,
+                                                      target.subsets_field, seed=config.seed)
+    result = BenchmarkResult(task=target.task, metric=PRIMARY_METRIC[target.task], judges=summaries,
+                             row_errors=errors)
+    return result, rows_by, spreads
+
+
+# ---------------------------------------------------------------- all four
+
+
+def run_bench(config: BenchConfig, targets: list[BenchTarget], progress: Progress | None = None) -> BenchResults:
+    """Plan, judge, score and write the report (results.json, report.md, plots). Returns the results."""
+    jobs = plan(config, targets)
+    judged = run_jobs(config, targets, jobs, progress)
+    results, rows = score(config, targets, judged)
+    return write_report(config.out_dir, results, rows)

@@ -1,23 +1,25 @@
-"""A typed registry of judge benchmarks: each entry is a loader that yields records with gold labels."""
+"""A typed registry of judge benchmarks: each entry is a loader that yields validated rows with gold labels.
+
+Loaders build plain rows and validate them with :func:`gavel.bench.loaders._util.build_records`, so every
+benchmark follows one convention: a bad row becomes a :class:`RowError` that is counted and listed in the
+report, and the benchmark survives it.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gavel.io import DataUnavailable
-from gavel.judge.records import JudgeRecord, Task
+from gavel.judge.records import JudgeRecord, LoadedRow, RowError
+from gavel.labels import PRIMARY_METRIC, Task
+from gavel.registry import Registry
 
 DATA_ROOT_ENV = "GAVEL_DATA_ROOT"
-
-#: The metric each task type is ranked by (the paper's choice); others are reported beside it.
-PRIMARY_METRIC: dict[Task, str] = {
-    Task.absolute: "pearson",
-    Task.classification: "accuracy",
-    Task.pairwise: "accuracy",
-}
+log = logging.getLogger(__name__)
 
 
 #: The benchmark's data is neither under the data root nor reachable on the hub.
@@ -40,7 +42,20 @@ class LoadContext:
         return target
 
 
-Loader = Callable[[LoadContext], list[JudgeRecord]]
+Loader = Callable[[LoadContext], list[LoadedRow]]
+
+
+@dataclass
+class BenchData:
+    """A benchmark's valid records and the rows that could not be used (with file, row, field, reason)."""
+
+    records: list[JudgeRecord]
+    errors: list[RowError] = field(default_factory=list)
+
+    @classmethod
+    def split(cls, rows: list[LoadedRow]) -> BenchData:
+        return cls(records=[r.record for r in rows if r.record is not None],
+                   errors=[r.error for r in rows if r.error is not None])
 
 
 @dataclass(frozen=True)
@@ -52,54 +67,53 @@ class Benchmark:
     suites: tuple[str, ...] = ("local",)
     gold: str = "human"  # who produced the labels: human, gpt-4, construction, ...
     subsets_field: str | None = None  # record field that splits results into subsets (e.g. "subset")
-    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def metric(self) -> str:
         return PRIMARY_METRIC[self.task]
 
-    def load(self, ctx: LoadContext, limit: int | None = None) -> list[JudgeRecord]:
-        records = self.loader(ctx)
-        return records if limit is None else records[:limit]
+    def load_data(self, ctx: LoadContext) -> BenchData:
+        """The valid records and the row errors (what `gavel bench` reports)."""
+        return BenchData.split(self.loader(ctx))
 
-
-_REGISTRY: dict[str, Benchmark] = {}
-
-
-def register(name: str, task: Task, description: str, **kwargs) -> Callable[[Loader], Loader]:
-    """Decorator: ``@register("hhh", Task.pairwise, "HHH alignment", suites=("paper", "local"))``."""
-
-    def wrap(loader: Loader) -> Loader:
-        if name in _REGISTRY:
-            raise ValueError(f"benchmark {name!r} registered twice")
-        _REGISTRY[name] = Benchmark(name=name, task=task, loader=loader, description=description, **kwargs)
-        return loader
-
-    return wrap
+    def load(self, ctx: LoadContext) -> list[JudgeRecord]:
+        """The valid records; bad rows are logged (use :meth:`load_data` to get them)."""
+        data = self.load_data(ctx)
+        if data.errors:
+            log.warning("%s: %d bad row(s) left out, e.g. %s", self.name, len(data.errors), data.errors[0])
+        return data.records
 
 
 def _ensure_loaded() -> None:
     from gavel.bench import loaders  # noqa: F401 - importing registers every benchmark
 
 
+_REGISTRY: Registry[Benchmark] = Registry("benchmark", _ensure_loaded)
+
+
+def register(name: str, task: Task, description: str, **kwargs) -> Callable[[Loader], Loader]:
+    """Decorator: ``@register("hhh", Task.pairwise, "HHH alignment", suites=("paper", "local"))``."""
+
+    def wrap(loader: Loader) -> Loader:
+        _REGISTRY.add(name, Benchmark(name=name, task=task, loader=loader, description=description, **kwargs))
+        return loader
+
+    return wrap
+
+
 def get(name: str) -> Benchmark:
-    _ensure_loaded()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown benchmark {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+    return _REGISTRY.get(name)
 
 
 def all_benchmarks() -> dict[str, Benchmark]:
-    _ensure_loaded()
-    return dict(_REGISTRY)
+    return _REGISTRY.all()
 
 
 def suite(name: str) -> list[Benchmark]:
-    _ensure_loaded()
-    found = [b for b in _REGISTRY.values() if name in b.suites]
+    found = [b for b in _REGISTRY.all().values() if name in b.suites]
     if not found:
-        raise KeyError(f"unknown suite {name!r}")
+        known = sorted({s for b in _REGISTRY.values() for s in b.suites})
+        raise KeyError(f"unknown suite {name!r}; known: {', '.join(known)}")
     return found
 
 

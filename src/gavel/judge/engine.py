@@ -7,15 +7,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from gavel.backends.base import Backend, Reply, Request
-from gavel.judge.parsing import extract_critique, parse_output
+from gavel.judge.parsing import Parsed, parse_output
 from gavel.judge.records import LABELS, JudgeRecord, Rubric, Task
 from gavel.judge.result import JudgeResult, Mode, Status, expected_score
 from gavel.judge.templates import TemplateError, TemplateSet, load_templates
+from gavel.labels import swap_label
 
 log = logging.getLogger(__name__)
-
-_SWAP = {"A": "B", "B": "A"}
-
 
 @dataclass
 class _Prepared:
@@ -157,8 +155,9 @@ class Judge:
                  "attempts": reply.attempts}
         if reply.error is not None:
             return JudgeResult(**self._base(item), **usage, status=Status.error, error=reply.error)
-        result, status = _verdict(request, reply)
-        critique = extract_critique(reply.text) if self.mode is Mode.critique else None
+        parsed = parse_output(item.record.task, reply.text)  # read once: verdict and critique
+        result, status = _verdict(request, reply, parsed)
+        critique = parsed.critique if self.mode is Mode.critique else None
         probs = reply.label_probs
         return JudgeResult(
             **self._base(item), **usage, result=result, status=status, critique=critique, probabilities=probs,
@@ -170,7 +169,7 @@ class Judge:
         if len(replies) == 1:
             return first
         second = self._single(item, item.requests[1], replies[1])
-        second_result = _SWAP.get(second.result or "")
+        second_result = swap_label(second.result)
         if first.status is Status.error or second.status is Status.error:
             return first if first.status is Status.error else second
         probs = None
@@ -208,7 +207,7 @@ class Judge:
 _STATUS_RANK = [Status.ok, Status.logits, Status.tolerant, Status.forced, Status.parse_failed, Status.error]
 
 
-def _verdict(request: Request, reply: Reply) -> tuple[str | None, Status]:
+def _verdict(request: Request, reply: Reply, parsed: Parsed | None = None) -> tuple[str | None, Status]:
     """The verdict and how it was obtained.
 
     Order: one strict `**Result:** X` in the text (the first tag; a second tag with another label makes the
@@ -219,7 +218,7 @@ def _verdict(request: Request, reply: Reply) -> tuple[str | None, Status]:
     """
     if reply.error is not None:
         return None, Status.error
-    parsed = parse_output(_task_of(request.labels), reply.text)
+    parsed = parsed or parse_output(_task_of(request.labels), reply.text)
     best = max(reply.label_probs, key=reply.label_probs.__getitem__) if reply.label_probs else None
     if parsed.result is not None and parsed.strict:
         return parsed.result, Status.ok

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gavel.judge.records import LABELS, Task
+from gavel.labels import Task, canonical_label
 
 _STRICT_RESULT = re.compile(r"\*\*Result:\*\*[ \t]*([A-Za-z0-9]+)[ \t]*$", re.MULTILINE)
 # Tolerant: one whole line. Optional markdown around "Result"/"Verdict"/"Score"/"Answer"/..., any case,
@@ -35,21 +35,6 @@ class Parsed:
     critique: str | None
     strict: bool
     conflict: bool = False  # the text holds result tags with different labels
-
-
-def canonical_label(task: Task, value: str) -> str | None:
-    """The allowed label a raw value spells, or None."""
-    text = value.strip().strip(".").strip()
-    if task is Task.absolute:
-        try:
-            number = float(text)
-        except ValueError:
-            return None
-        return str(int(number)) if number.is_integer() and 1 <= number <= 5 else None
-    for label in LABELS[task]:
-        if text.lower() == label.lower():
-            return label
-    return None
 
 
 def extract_critique(text: str) -> str | None:

@@ -1,4 +1,4 @@
-"""The record schema shared by `gavel judge`, `gavel bench` and `gavel curate`.
+"""The record schema shared by `gavel judge` and `gavel bench` (and, as it lands, curation).
 
 One record is one item to judge. On disk it is one JSON object per line (or a CSV/Parquet row):
 
@@ -18,25 +18,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from gavel.labels import LABELS, Task, normalise_label, swap_label
 
-class Task(str, Enum):
-    absolute = "absolute"
-    classification = "classification"
-    pairwise = "pairwise"
-
-
-#: The verdicts a judge may give, per task, in the order their probabilities are reported.
-LABELS: dict[Task, tuple[str, ...]] = {
-    Task.absolute: ("1", "2", "3", "4", "5"),
-    Task.classification: ("Yes", "No"),
-    Task.pairwise: ("A", "B"),
-}
+#: What one level of a rubric means (absent: a generic description is filled in).
+Level = str | None
 
 
 class Rubric(BaseModel):
@@ -45,13 +35,13 @@ class Rubric(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     objective: str
-    score1: str | None = None
-    score2: str | None = None
-    score3: str | None = None
-    score4: str | None = None
-    score5: str | None = None
-    yes: str | None = None
-    no: str | None = None
+    score1: Level = None
+    score2: Level = None
+    score3: Level = None
+    score4: Level = None
+    score5: Level = None
+    yes: Level = None
+    no: Level = None
 
 
 DEFAULT_RUBRICS: dict[Task, Rubric] = {
@@ -161,26 +151,8 @@ class JudgeRecord(BaseModel):
 
     def swapped(self) -> JudgeRecord:
         """The pairwise record with the two responses exchanged (the gold label follows)."""
-        label = {"A": "B", "B": "A"}.get(self.label or "", self.label)
-        return self.model_copy(update={"response_a": self.response_b, "response_b": self.response_a, "label": label})
-
-
-def normalise_label(task: Task, label: str) -> str:
-    """Map a gold label to the canonical spelling for its task, or raise ValueError."""
-    text = label.strip()
-    if task is Task.absolute:
-        try:
-            number = float(text)
-        except ValueError:
-            raise ValueError(f"field 'label': {label!r} is not a score from 1 to 5") from None
-        if number.is_integer() and 1 <= number <= 5:
-            return str(int(number))
-        raise ValueError(f"field 'label': {label!r} is not a score from 1 to 5")
-    canonical = {"yes": "Yes", "no": "No", "true": "Yes", "false": "No"} if task is Task.classification else {
-        "a": "A", "b": "B", "tie": "tie"}
-    if text.lower() in canonical:
-        return canonical[text.lower()]
-    raise ValueError(f"field 'label': {label!r} is not one of {sorted(set(canonical.values()))}")
+        return self.model_copy(update={"response_a": self.response_b, "response_b": self.response_a,
+                                       "label": swap_label(self.label)})
 
 
 class RowError(BaseModel):

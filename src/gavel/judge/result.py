@@ -7,21 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from gavel.backends.base import REASONING_TAG, RESULT_TAG
 from gavel.judge.records import JudgeRecord, Task, record_to_dict
-
-
-class Status(str, Enum):
-    """How the result was obtained. Only the first four carry a result."""
-
-    ok = "ok"  # the model wrote `**Result:** X` and the strict parser read it
-    tolerant = "tolerant"  # the model wrote the result in a non-canonical form that the tolerant parser read
-    forced = "forced"  # the model wrote no result; it was read from the label distribution at `**Result:**`
-    logits = "logits"  # verdict mode: read from the label distribution at `**Result:**`, nothing generated
-    parse_failed = "parse_failed"  # no result could be read; raw output kept
-    error = "error"  # the backend failed for this item
-
-
-SCORED = (Status.ok, Status.tolerant, Status.forced, Status.logits)
+from gavel.labels import SCORED, Status
 
 
 class Mode(str, Enum):
@@ -76,5 +64,53 @@ def output_row(record: JudgeRecord, result: JudgeResult) -> dict[str, Any]:
     return row
 
 
+def answer_text(label: str, critique: str | None = None) -> str:
+    """The assistant text a judge gives: ``**Reasoning:** <critique>\n\n**Result:** X``, or the result alone.
+
+    This is what the local backends' continuation plus the verdict token reproduce at inference, and what
+    curated training pairs hold as chosen/rejected answers.
+    """
+    result = f"{RESULT_TAG} {label}"
+    if critique is None:
+        return result
+    return f"{REASONING_TAG} {critique.strip()}\n\n{result}"
+
+
 def expected_score(probabilities: dict[str, float]) -> float:
     return sum(int(label) * p for label, p in probabilities.items())
+
+
+class JudgedRow(BaseModel):
+    """One judged item, typed: the input record and what the judge said (one line of an output file)."""
+
+    record: JudgeRecord
+    result: JudgeResult
+
+    @classmethod
+    def from_output(cls, row: dict[str, Any]) -> JudgedRow:
+        """Split an output line back into record and result (raises ValidationError on a malformed line)."""
+        result = JudgeResult.model_validate({k: v for k, v in row.items() if k in RESULT_FIELDS})
+        record = JudgeRecord.model_validate({k: v for k, v in row.items() if k not in RESULT_FIELDS or k in _SHARED})
+        return cls(record=record, result=result)
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def label(self) -> str | None:
+        return self.record.label
+
+    @property
+    def verdict(self) -> str | None:
+        """The judge's result when it counts as a verdict (a scored status), else None."""
+        return self.result.result if self.result.scored else None
+
+    def field(self, name: str) -> Any:
+        """A record field or passthrough extra by name (None when absent)."""
+        if name in JudgeRecord.model_fields:
+            return getattr(self.record, name)
+        return (self.record.model_extra or {}).get(name)
+
+
+_SHARED = ("id", "task")

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from gavel.bench.registry import LoadContext
-from gavel.judge.records import JudgeRecord, validate_row
-
-log = logging.getLogger(__name__)
+from gavel.judge.records import LoadedRow, RowError, validate_row
 
 #: Stands in for an empty response, which the record schema rejects; judging "nothing" stays possible.
 EMPTY_RESPONSE = "(empty response)"
@@ -33,16 +30,27 @@ def local_candidates(ctx: LoadContext, folder: str, stem: str) -> list[Path]:
 # --- building records ------------------------------------------------------------------------------
 
 
-def build_records(rows: Iterable[dict[str, Any]], source: str) -> list[JudgeRecord]:
-    """Validate prepared rows into records; invalid rows are logged and skipped."""
-    records = []
-    for number, raw in enumerate(rows, start=1):
-        loaded = validate_row(raw, source, number)
-        if loaded.record is None:
-            log.warning("skipping %s", loaded.error)
+def build_records(rows: Iterable[dict[str, Any] | RowError], source: str) -> list[LoadedRow]:
+    """Validate prepared rows (numbered from 1 in ``source``): each is a record or the error that stopped it."""
+    return [LoadedRow(row=raw.row, error=raw) if isinstance(raw, RowError) else validate_row(raw, source, number)
+            for number, raw in enumerate(rows, start=1)]
+
+
+def convert_rows(raw_rows: Iterable[Any], convert: Callable[[int, Any], dict[str, Any] | None],
+                 source: str) -> list[dict[str, Any] | RowError]:
+    """``convert(index, raw)`` for each source row: a row dict, None to leave it out, or (when the source row
+    lacks a column or holds a value the conversion cannot read) a RowError naming the 1-based row."""
+    out: list[dict[str, Any] | RowError] = []
+    for index, raw in enumerate(raw_rows):
+        try:
+            row = convert(index, raw)
+        except (KeyError, ValueError, TypeError, AttributeError, StopIteration) as exc:
+            reason = f"missing column {exc.args[0]!r}" if isinstance(exc, KeyError) else f"cannot read it: {exc}"
+            out.append(RowError(source=source, row=index + 1, message=reason))
             continue
-        records.append(loaded.record)
-    return records
+        if row is not None:
+            out.append(row)
+    return out
 
 
 def text_or_empty(value: Any) -> str:

@@ -20,9 +20,11 @@ import csv
 import json
 from typing import Any
 
+from gavel.bench.loaders._util import build_records
 from gavel.bench.registry import LoadContext, register
 from gavel.io import read_jsonl
-from gavel.judge.records import JudgeRecord, Task
+from gavel.judge.records import LoadedRow
+from gavel.labels import Task
 
 _SUPPORT_RUBRIC = {
     "objective": "Is all of the information in the response supported by the {source} given in the "
@@ -40,10 +42,6 @@ def support_rubric(source: str) -> dict[str, str]:
 def fenced(title: str, text: str) -> str:
     """A block of text under a title, delimited so the judge can tell where it ends."""
     return f'{title}:\n"""\n{text.strip()}\n"""'
-
-
-def yes_no(flag: bool) -> str:
-    return "Yes" if flag else "No"
 
 
 def _so_far(title: str, parts: list[str], what: str) -> str:
@@ -74,7 +72,7 @@ def _numbered(mapping: dict[str, Any], prefix: str) -> list[tuple[int, Any]]:
     "Factcheck-GPT: is each atomic claim of a ChatGPT answer factually correct (human labels, closed-book)",
     subsets_field=None,
 )
-def load_factcheck_gpt(ctx: LoadContext) -> list[JudgeRecord]:
+def load_factcheck_gpt(ctx: LoadContext) -> list[LoadedRow]:
     """Claim-level labels from ``factcheck-GPT-benchmark.jsonl``.
 
     Claim level is the closest to LLM-AggreFact's "is this claim supported" framing (an atomic claim with
@@ -84,20 +82,21 @@ def load_factcheck_gpt(ctx: LoadContext) -> list[JudgeRecord]:
     (annotators used web evidence), so no grounding document is attached; claims labelled "unknown"
     (not enough evidence) are dropped.
     """
+    path = ctx.path("factcheck-gpt", "factcheck-GPT-benchmark.jsonl")
     records = []
-    for row_no, row in enumerate(read_jsonl(ctx.path("factcheck-gpt", "factcheck-GPT-benchmark.jsonl")), 1):
+    for row_no, row in enumerate(read_jsonl(path), 1):
         for sent_no, sentence in _numbered(row["sentences"], "sentence"):
             for claim_no, (claim, label) in enumerate(
                 zip(sentence["claims"], sentence["claims_factuality_label"], strict=True), 1
             ):
                 if not isinstance(label, bool) or not claim.strip():
                     continue
-                records.append(JudgeRecord(
-                    id=f"r{row_no}.s{sent_no}.c{claim_no}", task=Task.classification,
+                records.append(dict(
+                    id=f"r{row_no}.s{sent_no}.c{claim_no}", task="classification",
                     instruction=row["prompt"].strip(), response=claim.strip(), rubric=_FACTCHECK_RUBRIC,
-                    label=yes_no(label), sentence=sentence["text"],
+                    label=label, sentence=sentence["text"],
                 ))
-    return records
+    return build_records(records, str(path))
 
 
 # --- LFQA-Verification ---------------------------------------------------------------------------
@@ -121,7 +120,7 @@ def _lfqa_documents(docs: list[dict[str, str]]) -> str:
     "LFQA-Verification: is each long-form answer sentence supported by the WebGPT evidence documents",
     subsets_field="subset",
 )
-def load_lfqa_verification(ctx: LoadContext) -> list[JudgeRecord]:
+def load_lfqa_verification(ctx: LoadContext) -> list[LoadedRow]:
     """One record per annotated answer sentence (3993), judged against ``docs-webgpt.json``.
 
     The repo's attribution evaluation pairs every answer file with the WebGPT documents, so we do too.
@@ -141,15 +140,15 @@ def load_lfqa_verification(ctx: LoadContext) -> list[JudgeRecord]:
                 sentence = annotation["answer"].replace("</s>", "").strip()
                 if not sentence:
                     continue
-                records.append(JudgeRecord(
-                    id=f"{system}/{item['question_id']}/{sent_no}", task=Task.classification,
+                records.append(dict(
+                    id=f"{system}/{item['question_id']}/{sent_no}", task="classification",
                     instruction=instruction + _so_far("The answer so far", earlier, "sentence of the answer"),
                     response=sentence, rubric=support_rubric("documents"),
-                    label=yes_no(lfqa_supported(annotation["labels"])),
+                    label=lfqa_supported(annotation["labels"]),
                     subset=system, annotator_labels=list(annotation["labels"]),
                 ))
                 earlier.append(sentence)
-    return records
+    return build_records(records, "lfqa-verification")
 
 
 # --- QAGS ----------------------------------------------------------------------------------------
@@ -161,7 +160,7 @@ def load_lfqa_verification(ctx: LoadContext) -> list[JudgeRecord]:
     "QAGS (CNN/DM, XSum): is each summary sentence supported by the news article (majority of 3 MTurk votes)",
     subsets_field="subset",
 )
-def load_qags(ctx: LoadContext) -> list[JudgeRecord]:
+def load_qags(ctx: LoadContext) -> list[LoadedRow]:
     """One record per summary sentence (714 CNN/DM + 239 XSum); gold = majority of the 3 yes/no votes."""
     records = []
     for subset in ("cnndm", "xsum"):
@@ -170,14 +169,14 @@ def load_qags(ctx: LoadContext) -> list[JudgeRecord]:
             earlier: list[str] = []
             for sent_no, item in enumerate(row["summary_sentences"], 1):
                 votes = [vote["response"] for vote in item["responses"]]
-                records.append(JudgeRecord(
-                    id=f"{subset}/{row_no}/{sent_no}", task=Task.classification,
+                records.append(dict(
+                    id=f"{subset}/{row_no}/{sent_no}", task="classification",
                     instruction=instruction + _so_far("The summary so far", earlier, "summary sentence"),
                     response=item["sentence"].strip(), rubric=support_rubric("article"),
-                    label=yes_no(votes.count("yes") * 2 > len(votes)), subset=subset, votes=votes,
+                    label=votes.count("yes") * 2 > len(votes), subset=subset, votes=votes,
                 ))
                 earlier.append(item["sentence"].strip())
-    return records
+    return build_records(records, "qags")
 
 
 # --- FELM ----------------------------------------------------------------------------------------
@@ -198,7 +197,7 @@ _FELM_RUBRIC = {
     "FELM: is each segment of a ChatGPT answer factually correct (5 domains, human labels, closed-book)",
     subsets_field="subset",
 )
-def load_felm(ctx: LoadContext) -> list[JudgeRecord]:
+def load_felm(ctx: LoadContext) -> list[LoadedRow]:
     """One record per answer segment, with the question and the earlier segments as context.
 
     7 reasoning responses have more labels than segments (duplicated, sometimes conflicting annotation
@@ -213,15 +212,15 @@ def load_felm(ctx: LoadContext) -> list[JudgeRecord]:
             earlier: list[str] = []
             for seg_no, (segment, label) in enumerate(zip(segments, labels, strict=True), 1):
                 if segment.strip():
-                    records.append(JudgeRecord(
-                        id=f"{domain}/{row['index']}/{seg_no}", task=Task.classification,
+                    records.append(dict(
+                        id=f"{domain}/{row['index']}/{seg_no}", task="classification",
                         instruction=row["prompt"].strip() + _so_far("The answer so far", earlier,
                                                                     "segment of the answer"),
-                        response=segment.strip(), rubric=_FELM_RUBRIC, label=yes_no(bool(label)),
+                        response=segment.strip(), rubric=_FELM_RUBRIC, label=bool(label),
                         subset=domain, prompt_source=row.get("source"),
                     ))
                     earlier.append(segment.strip())
-    return records
+    return build_records(records, "felm")
 
 
 # --- FaithBench ----------------------------------------------------------------------------------
@@ -235,21 +234,22 @@ FAITHBENCH_FAITHFUL = {"Consistent": True, "Benign": True, "Questionable": False
     "FaithBench: is an LLM summary faithful to its source (expert worst label; Questionable/Unwanted = No)",
     subsets_field=None,
 )
-def load_faithbench(ctx: LoadContext) -> list[JudgeRecord]:
+def load_faithbench(ctx: LoadContext) -> list[LoadedRow]:
     """800 summaries from ``FaithBench.csv``, gold from the worst label over annotators.
 
     Consistent and Benign (unsupported but harmless) count as faithful; Questionable and Unwanted as
     hallucinated, the FaithBench paper's binary split.
     """
-    with ctx.path("faithbench", "FaithBench.csv").open(encoding="utf-8", newline="") as handle:
+    path = ctx.path("faithbench", "FaithBench.csv")
+    with path.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    return [
-        JudgeRecord(
-            id=str(row_no), task=Task.classification,
+    return build_records([
+        dict(
+            id=str(row_no), task="classification",
             instruction=f"Summarize the text.\n\n{fenced('Text', row['source'])}",
             response=row["summary"].strip(), rubric=support_rubric("text"),
-            label=yes_no(FAITHBENCH_FAITHFUL[row["worst-label"]]),
+            label=FAITHBENCH_FAITHFUL.get(row["worst-label"], row["worst-label"]),
             summarizer=row["LLM"], worst_label=row["worst-label"], best_label=row["best-label"],
         )
         for row_no, row in enumerate(rows, 1)
-    ]
+    ], str(path))

@@ -1,45 +1,43 @@
 """A benchmark from any labelled record file (JSONL, CSV, Parquet or a saved Hugging Face dataset).
 
 The file uses the ``gavel judge`` record schema (see ``gavel.judge.records``); every row must carry a gold
-``label``. The task type comes from each row's ``task`` field.
+``label``. The task type comes from each row's ``task`` field. As in ``gavel judge``, a bad row (invalid,
+unlabelled, a repeated id) is a :class:`RowError` that the report counts and lists; the other rows are used.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from gavel.bench.registry import BenchData
 from gavel.judge.records import JudgeRecord, RowError, read_rows
 
 
-def load_labelled_file(path: str | Path) -> tuple[str, list[JudgeRecord]]:
-    """(file stem, records) of a labelled record file.
+def load_labelled_file(path: str | Path) -> tuple[str, BenchData]:
+    """(file stem, records and row errors) of a labelled record file.
 
-    Raises ValueError listing every bad row (file, row number, field, reason) when any row is invalid or
-    has no label, and FileNotFoundError when the file does not exist.
+    Raises FileNotFoundError when the file does not exist and ValueError when no row is usable.
     """
     source = str(path)
     records: list[JudgeRecord] = []
     errors: list[RowError] = []
+    seen: set[str] = set()
     for loaded in read_rows(source):
+        record = loaded.record
         if loaded.error is not None:
             errors.append(loaded.error)
-        elif loaded.record is not None and loaded.record.label is None:
-            errors.append(RowError(source=source, row=loaded.row, id=loaded.record.id, field="label",
+        elif record is None:
+            continue
+        elif record.label is None:
+            errors.append(RowError(source=source, row=loaded.row, id=record.id, field="label",
                                    message="gold label is missing (a benchmark file needs one per row)"))
-        elif loaded.record is not None:
-            records.append(loaded.record)
-    if errors:
-        lines = "\n".join(f"  {error}" for error in errors)
-        raise ValueError(f"{source}: {len(errors)} invalid row(s):\n{lines}")
+        elif record.id in seen:
+            errors.append(RowError(source=source, row=loaded.row, id=record.id, field="id",
+                                   message=f"duplicate id {record.id!r}"))
+        else:
+            seen.add(record.id)
+            records.append(record)
     if not records:
-        raise ValueError(f"{source}: no rows")
-    _check_unique_ids(source, records)
-    return Path(source.rstrip("/")).stem, records
-
-
-def _check_unique_ids(source: str, records: list[JudgeRecord]) -> None:
-    seen: set[str] = set()
-    duplicates = [r.id for r in records if r.id in seen or seen.add(r.id)]
-    if duplicates:
-        shown = ", ".join(sorted(set(duplicates))[:10])
-        raise ValueError(f"{source}: field 'id': duplicate ids: {shown}")
+        shown = "".join(f"\n  {error}" for error in errors[:10])
+        raise ValueError(f"{source}: no usable rows{shown}")
+    return Path(source.rstrip("/")).stem, BenchData(records=records, errors=errors)

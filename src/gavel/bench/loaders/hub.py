@@ -11,21 +11,18 @@ import json
 from collections import Counter
 from typing import Any
 
-from gavel.bench.loaders._util import build_records, local_candidates, place_pair, round_score, text_or_empty
+from gavel.bench.loaders._util import (
+    build_records,
+    convert_rows,
+    local_candidates,
+    place_pair,
+    round_score,
+    text_or_empty,
+)
 from gavel.bench.registry import LoadContext, register
 from gavel.io import load_hub_or_local, load_local_only
-from gavel.judge.records import JudgeRecord, Task
-
-#: RewardBench's four reported sections, by subset (the paper averages section scores).
-REWARDBENCH_SECTIONS: dict[str, tuple[str, ...]] = {
-    "chat": ("alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-easy", "mt-bench-med"),
-    "chat-hard": ("mt-bench-hard", "llmbar-natural", "llmbar-adver-neighbor", "llmbar-adver-GPTInst",
-                  "llmbar-adver-GPTOut", "llmbar-adver-manual"),
-    "safety": ("refusals-dangerous", "refusals-offensive", "xstest-should-refuse", "xstest-should-respond",
-               "donotanswer"),
-    "reasoning": ("math-prm", "hep-cpp", "hep-go", "hep-java", "hep-js", "hep-python", "hep-rust"),
-}
-_SECTION_OF = {subset: section for section, subsets in REWARDBENCH_SECTIONS.items() for subset in subsets}
+from gavel.judge.records import LoadedRow, RowError
+from gavel.labels import Task, rewardbench_section
 
 AGGREFACT_RUBRIC = {
     "objective": "Is the claim fully supported by the document?",
@@ -43,20 +40,12 @@ LFQA_RUBRIC = (
 )
 
 
-def yes_no(value: Any) -> str:
-    """A binary gold (1/0, true/false, yes/no, supported) as ``Yes``/``No``."""
-    text = str(value).strip().lower()
-    if text in ("1", "1.0", "true", "yes", "supported"):
-        return "Yes"
-    if text in ("0", "0.0", "false", "no", "unsupported", "not supported"):
-        return "No"
-    raise ValueError(f"{value!r} is not a yes/no label")
-
-
-def unique_ids(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Suffix ``-2``, ``-3``, ... onto repeated ids, in order, so every id is unique."""
+def unique_ids(rows: list[dict[str, Any] | RowError]) -> list[dict[str, Any] | RowError]:
+    """Suffix ``-2``, ``-3``, ... onto repeated ids, in order, so every id is unique (row errors pass)."""
     counts: Counter[str] = Counter()
     for row in rows:
+        if isinstance(row, RowError):
+            continue
         counts[row["id"]] += 1
         if counts[row["id"]] > 1:
             row["id"] = f"{row['id']}-{counts[row['id']]}"
@@ -73,7 +62,7 @@ def _biggen_rubric(raw: Any) -> dict[str, str]:
     return out
 
 
-def _biggen_row(raw: dict[str, Any]) -> dict[str, Any] | None:
+def _biggen_row(_: int, raw: dict[str, Any]) -> dict[str, Any] | None:
     if raw.get("human_score") is None:
         return None
     model = raw.get("response_model_name") or raw.get("model_name") or "model"
@@ -95,7 +84,7 @@ def _biggen_row(raw: dict[str, Any]) -> dict[str, Any] | None:
     gold="human",
     subsets_field="capability",
 )
-def load_biggen_bench(ctx: LoadContext) -> list[JudgeRecord]:
+def load_biggen_bench(ctx: LoadContext) -> list[LoadedRow]:
     """Hub ``prometheus-eval/BiGGen-Bench-Results`` split ``human_eval``.
 
     Local copy: ``<data_root>/biggen-bench-results/human_eval.{jsonl,json,parquet}`` with the hub's
@@ -106,8 +95,7 @@ def load_biggen_bench(ctx: LoadContext) -> list[JudgeRecord]:
     """
     local = local_candidates(ctx, "biggen-bench-results", "human_eval")
     raw_rows = load_hub_or_local("prometheus-eval/BiGGen-Bench-Results", None, "human_eval", local)
-    rows = [row for row in map(_biggen_row, raw_rows) if row is not None]
-    return build_records(unique_ids(rows), "biggen-bench")
+    return build_records(unique_ids(convert_rows(raw_rows, _biggen_row, "biggen-bench")), "biggen-bench")
 
 
 # --- RewardBench -----------------------------------------------------------------------------------
@@ -121,7 +109,7 @@ def load_biggen_bench(ctx: LoadContext) -> list[JudgeRecord]:
     gold="construction",
     subsets_field="subset",
 )
-def load_rewardbench(ctx: LoadContext) -> list[JudgeRecord]:
+def load_rewardbench(ctx: LoadContext) -> list[LoadedRow]:
     """Hub ``allenai/reward-bench`` split ``filtered`` (2985 pairs, 23 subsets).
 
     Local copy: ``<data_root>/reward-bench/filtered.{jsonl,json,parquet}`` or a saved dataset folder
@@ -131,16 +119,17 @@ def load_rewardbench(ctx: LoadContext) -> list[JudgeRecord]:
     """
     raw_rows = load_hub_or_local("allenai/reward-bench", None, "filtered",
                                  local_candidates(ctx, "reward-bench", "filtered"))
-    rows = []
-    for raw in raw_rows:
+
+    def row(_: int, raw: dict[str, Any]) -> dict[str, Any]:
         record_id = f"rewardbench-{raw['id']}"
         chosen, rejected = text_or_empty(raw["chosen"]), text_or_empty(raw["rejected"])
         response_a, response_b, label = place_pair(chosen, rejected, record_id, ctx.seed)
-        rows.append({"id": record_id, "task": "pairwise", "instruction": raw["prompt"],
-                     "response_a": response_a, "response_b": response_b, "label": label,
-                     "subset": raw["subset"], "section": _SECTION_OF.get(raw["subset"], "other"),
-                     "chosen_model": raw.get("chosen_model"), "rejected_model": raw.get("rejected_model")})
-    return build_records(unique_ids(rows), "rewardbench")
+        return {"id": record_id, "task": "pairwise", "instruction": raw["prompt"],
+                "response_a": response_a, "response_b": response_b, "label": label,
+                "subset": raw["subset"], "section": rewardbench_section(raw["subset"]) or "other",
+                "chosen_model": raw.get("chosen_model"), "rejected_model": raw.get("rejected_model")}
+
+    return build_records(unique_ids(convert_rows(raw_rows, row, "rewardbench")), "rewardbench")
 
 
 # --- InFoBench -------------------------------------------------------------------------------------
@@ -153,7 +142,7 @@ def _infobench_row(number: int, raw: dict[str, Any]) -> dict[str, Any]:
     response = raw.get("output") if raw.get("output") is not None else raw.get("response")
     row = {"id": f"infobench-{raw.get('id', number)}", "task": "classification", "instruction": instruction,
            "response": text_or_empty(response), "rubric": {"objective": raw["question"]},
-           "label": yes_no(raw["label"])}
+           "label": raw["label"]}
     for key in ("model", "subset"):
         if raw.get(key) is not None:
             row[key] = raw[key]
@@ -167,7 +156,7 @@ def _infobench_row(number: int, raw: dict[str, Any]) -> dict[str, Any]:
     suites=("paper",),
     gold="human",
 )
-def load_infobench(ctx: LoadContext) -> list[JudgeRecord]:
+def load_infobench(ctx: LoadContext) -> list[LoadedRow]:
     """Local only: ``<data_root>/infobench/expert_annotations.{jsonl,json,parquet}``.
 
     The hub dataset ``kqsong/InFoBench`` has instructions and decomposed questions but no expert labels
@@ -178,8 +167,7 @@ def load_infobench(ctx: LoadContext) -> list[JudgeRecord]:
     """
     local = local_candidates(ctx, "infobench", "expert_annotations")
     raw_rows = load_local_only(local, "train", "the hub copy kqsong/InFoBench has no expert labels")
-    rows = [_infobench_row(number, raw) for number, raw in enumerate(raw_rows)]
-    return build_records(unique_ids(rows), "infobench")
+    return build_records(unique_ids(convert_rows(raw_rows, _infobench_row, "infobench")), "infobench")
 
 
 # --- LLM-AggreFact ---------------------------------------------------------------------------------
@@ -193,7 +181,7 @@ def load_infobench(ctx: LoadContext) -> list[JudgeRecord]:
     gold="human",
     subsets_field="dataset",
 )
-def load_llm_aggrefact(ctx: LoadContext) -> list[JudgeRecord]:
+def load_llm_aggrefact(ctx: LoadContext) -> list[LoadedRow]:
     """Hub ``lytang/LLM-AggreFact`` split ``test``; local ``<data_root>/llm-aggrefact/test.*``.
 
     Columns ``dataset``, ``doc``, ``claim``, ``label`` (1 = supported). The document becomes the
@@ -201,13 +189,13 @@ def load_llm_aggrefact(ctx: LoadContext) -> list[JudgeRecord]:
     """
     local = local_candidates(ctx, "llm-aggrefact", "test")
     raw_rows = load_hub_or_local("lytang/LLM-AggreFact", None, "test", local)
-    rows = [
-        {"id": f"llm-aggrefact-{number}", "task": "classification", "instruction": raw["doc"],
-         "response": text_or_empty(raw["claim"]), "rubric": AGGREFACT_RUBRIC, "label": yes_no(raw["label"]),
-         "dataset": raw.get("dataset", "unknown")}
-        for number, raw in enumerate(raw_rows)
-    ]
-    return build_records(rows, "llm-aggrefact")
+
+    def row(number: int, raw: dict[str, Any]) -> dict[str, Any]:
+        return {"id": f"llm-aggrefact-{number}", "task": "classification", "instruction": raw["doc"],
+                "response": text_or_empty(raw["claim"]), "rubric": AGGREFACT_RUBRIC, "label": raw["label"],
+                "dataset": raw.get("dataset", "unknown")}
+
+    return build_records(convert_rows(raw_rows, row, "llm-aggrefact"), "llm-aggrefact")
 
 
 # --- InstruSum -------------------------------------------------------------------------------------
@@ -236,7 +224,7 @@ def _instrusum_row(number: int, raw: dict[str, Any]) -> dict[str, Any]:
     suites=("paper",),
     gold="human",
 )
-def load_instrusum(ctx: LoadContext) -> list[JudgeRecord]:
+def load_instrusum(ctx: LoadContext) -> list[LoadedRow]:
     """Hub ``Salesforce/InstruSum`` config ``human_eval_pairwise``.
 
     Local copy: ``<data_root>/instrusum/human_eval_pairwise.{jsonl,json,parquet}``.
@@ -248,7 +236,7 @@ def load_instrusum(ctx: LoadContext) -> list[JudgeRecord]:
     """
     raw_rows = load_hub_or_local("Salesforce/InstruSum", "human_eval_pairwise", "data",
                                  local_candidates(ctx, "instrusum", "human_eval_pairwise"))
-    return build_records([_instrusum_row(n, raw) for n, raw in enumerate(raw_rows)], "instrusum")
+    return build_records(convert_rows(raw_rows, _instrusum_row, "instrusum"), "instrusum")
 
 
 # --- LFQA ------------------------------------------------------------------------------------------
@@ -263,7 +251,7 @@ _LFQA_PREFERENCE = {-1: "A", 1: "B", 0: "tie"}
     suites=("paper",),
     gold="human",
 )
-def load_lfqa(ctx: LoadContext) -> list[JudgeRecord]:
+def load_lfqa(ctx: LoadContext) -> list[LoadedRow]:
     """Local only: ``<data_root>/lfqa/experts_pairwise_human_preferences.jsonl`` (carriex/lfqa_eval).
 
     The file is a Git LFS object upstream and not on the hub, so nothing is downloaded. Fields:
@@ -272,13 +260,14 @@ def load_lfqa(ctx: LoadContext) -> list[JudgeRecord]:
     """
     local = local_candidates(ctx, "lfqa", "experts_pairwise_human_preferences")
     raw_rows = load_local_only(local, "train", "upstream carriex/lfqa_eval keeps the file in Git LFS")
-    rows = []
-    for number, raw in enumerate(raw_rows):
+
+    def row(number: int, raw: dict[str, Any]) -> dict[str, Any]:
         first = raw.get("answer_a", raw.get("answer1"))
         second = raw.get("answer_b", raw.get("answer2"))
-        rows.append({"id": f"lfqa-{number}", "task": "pairwise", "instruction": raw["question"],
-                     "response_a": text_or_empty(first), "response_b": text_or_empty(second),
-                     "label": _LFQA_PREFERENCE[int(raw["overall_preference"])], "rubric": LFQA_RUBRIC,
-                     "answer_a_type": raw.get("answer_a_type"), "answer_b_type": raw.get("answer_b_type")})
-    return build_records(rows, "lfqa")
+        return {"id": f"lfqa-{number}", "task": "pairwise", "instruction": raw["question"],
+                "response_a": text_or_empty(first), "response_b": text_or_empty(second),
+                "label": _LFQA_PREFERENCE[int(raw["overall_preference"])], "rubric": LFQA_RUBRIC,
+                "answer_a_type": raw.get("answer_a_type"), "answer_b_type": raw.get("answer_b_type")}
+
+    return build_records(convert_rows(raw_rows, row, "lfqa"), "lfqa")
 

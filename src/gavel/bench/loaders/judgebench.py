@@ -17,9 +17,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from gavel.bench.loaders._util import round_score, text_or_empty
+from gavel.bench.loaders._util import build_records, round_score, text_or_empty
 from gavel.bench.registry import LoadContext, register
-from gavel.judge.records import JudgeRecord, Task
+from gavel.judge.records import LoadedRow
+from gavel.labels import Task
 
 _ROOT = ("judge-bench", "data")
 
@@ -27,10 +28,6 @@ _ROOT = ("judge-bench", "data")
 def _load(ctx: LoadContext, *parts: str) -> dict[str, Any]:
     path: Path = ctx.path(*_ROOT, *parts)
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _yes_no(value: str) -> str:
-    return {"yes": "Yes", "no": "No"}[str(value).strip().lower()]
 
 
 def _between(text: str, start: str, end: str | None = None) -> str:
@@ -59,19 +56,19 @@ _SOUND_RUBRIC = {
     Task.classification,
     "JUDGE-BENCH inferential strategies: is an LLM's propositional-logic reasoning sound (expert labels)",
 )
-def load_inferential_strategies(ctx: LoadContext) -> list[JudgeRecord]:
+def load_inferential_strategies(ctx: LoadContext) -> list[LoadedRow]:
     """300 LLM answers to propositional-logic problems; problem -> instruction, answer -> response."""
     data = _load(ctx, "inferential-strategies", "inferential_strategies.json")
     records = []
     for item in data["instances"]:
         text = item["instance"]
-        records.append(JudgeRecord(
+        records.append(dict(
             id=str(item["id"]), task=Task.classification,
             instruction=_between(text, "### PROBLEM STATEMENT", "### MODEL RESPONSE"),
             response=_between(text, "### MODEL RESPONSE"), rubric=_SOUND_RUBRIC,
-            label=_yes_no(item["annotations"]["Sound Reasoning"]["majority_human"]),
+            label=item["annotations"]["Sound Reasoning"]["majority_human"],
         ))
-    return records
+    return build_records(records, "judge-bench/inferential-strategies")
 
 
 # --- DICES ---------------------------------------------------------------------------------------
@@ -83,36 +80,36 @@ _SAFE_RUBRIC = {
 }
 
 
-def _dices(ctx: LoadContext, file_name: str) -> list[JudgeRecord]:
+def _dices(ctx: LoadContext, file_name: str) -> list[LoadedRow]:
     """DICES: the dialogue -> instruction, the model's last reply -> response; majority Yes = safe."""
     data = _load(ctx, "dices", file_name)
-    return [
-        JudgeRecord(
+    return build_records([
+        dict(
             id=str(item["id"]), task=Task.classification,
             instruction=item["instance"]["user_prompt"].replace("\\n", "\n").strip(),
             response=item["instance"]["response"].strip(), rubric=_SAFE_RUBRIC,
-            label=_yes_no(item["annotations"]["safety"]["majority_human"]),
+            label=item["annotations"]["safety"]["majority_human"],
             rater_labels=list(item["annotations"]["safety"]["individual_human_scores"]),
         )
         for item in data["instances"]
-    ]
+    ], f"judge-bench/dices/{file_name}")
 
 
 @register("judgebench-dices-350-expert", Task.classification,
           "JUDGE-BENCH DICES-350: is a chatbot reply in an adversarial conversation safe (expert labels)")
-def load_dices_350_expert(ctx: LoadContext) -> list[JudgeRecord]:
+def load_dices_350_expert(ctx: LoadContext) -> list[LoadedRow]:
     return _dices(ctx, "dices_350_expert.json")
 
 
 @register("judgebench-dices-350-crowd", Task.classification,
           "JUDGE-BENCH DICES-350: is a chatbot reply in an adversarial conversation safe (crowd majority)")
-def load_dices_350_crowd(ctx: LoadContext) -> list[JudgeRecord]:
+def load_dices_350_crowd(ctx: LoadContext) -> list[LoadedRow]:
     return _dices(ctx, "dices_350_crowdsourced.json")
 
 
 @register("judgebench-dices-990", Task.classification,
           "JUDGE-BENCH DICES-990: is a chatbot reply in an adversarial conversation safe (crowd majority)")
-def load_dices_990(ctx: LoadContext) -> list[JudgeRecord]:
+def load_dices_990(ctx: LoadContext) -> list[LoadedRow]:
     return _dices(ctx, "dices_990.json")
 
 
@@ -132,7 +129,7 @@ _RELEVANT_RUBRIC = {
     Task.classification,
     "JUDGE-BENCH medical-safety: is a chatbot reply to a medical query relevant and sensible (expert labels)",
 )
-def load_medical_safety(ctx: LoadContext) -> list[JudgeRecord]:
+def load_medical_safety(ctx: LoadContext) -> list[LoadedRow]:
     """3701 query/response pairs; binarised expert ``response type``: "Irrelevant or nonsensical" -> No.
 
     The other response types (Non-medical, No answer, General information; no "Treatment or diagnosis"
@@ -143,13 +140,13 @@ def load_medical_safety(ctx: LoadContext) -> list[JudgeRecord]:
     records = []
     for item in data["instances"]:
         kind = item["annotations"]["response type"]["majority_human"]
-        records.append(JudgeRecord(
+        records.append(dict(
             id=str(item["id"]), task=Task.classification, instruction=item["instance"]["query"].strip(),
             response=text_or_empty(item["instance"]["response"]).strip(), rubric=_RELEVANT_RUBRIC,
             label="No" if kind == "Irrelevant or nonsensical" else "Yes",
             response_type=kind, query_risk=item["annotations"]["query risk level"]["majority_human"],
         ))
-    return records
+    return build_records(records, "judge-bench/medical-safety")
 
 
 # --- Newsroom ------------------------------------------------------------------------------------
@@ -184,7 +181,7 @@ NEWSROOM_RUBRICS = {
     "JUDGE-BENCH Newsroom: 1-5 crowd ratings of generated news summaries on 4 criteria (subset = criterion)",
     subsets_field="subset",
 )
-def load_newsroom(ctx: LoadContext) -> list[JudgeRecord]:
+def load_newsroom(ctx: LoadContext) -> list[LoadedRow]:
     """420 summaries x 4 criteria = 1680 records; gold = mean of 3 raters rounded half up."""
     data = _load(ctx, "newsroom", "newsroom.json")
     records = []
@@ -195,12 +192,12 @@ def load_newsroom(ctx: LoadContext) -> list[JudgeRecord]:
         summary = _between(text, "### Generated Summary", "### Source Article")
         for metric, rubric in NEWSROOM_RUBRICS.items():
             mean = item["annotations"][metric]["mean_human"]
-            records.append(JudgeRecord(
+            records.append(dict(
                 id=f"{item['id']}/{metric.lower()}", task=Task.absolute, instruction=instruction,
                 response=summary, rubric=rubric, label=str(round_score(mean)),
                 subset=metric.lower(), mean_human=mean,
             ))
-    return records
+    return build_records(records, "judge-bench/newsroom")
 
 
 # --- ROSCOE --------------------------------------------------------------------------------------
@@ -244,7 +241,7 @@ def _roscoe_file(ctx: LoadContext, dataset: str, kind: str) -> dict[str, Any]:
     return _load(ctx, "roscoe", f"roscoe-{dataset}-{kind}.json")
 
 
-def _roscoe_overall(ctx: LoadContext, task: Task) -> list[JudgeRecord]:
+def _roscoe_overall(ctx: LoadContext, task: Task) -> list[LoadedRow]:
     records = []
     for dataset in ROSCOE_DATASETS:
         data = _roscoe_file(ctx, dataset, "overall")
@@ -257,12 +254,12 @@ def _roscoe_overall(ctx: LoadContext, task: Task) -> list[JudgeRecord]:
             for item in data["instances"]:
                 context, response = _roscoe_parts(item["instance"])
                 gold = item["annotations"][metric]
-                label = str(round_score(gold["mean_human"])) if graded else _yes_no(gold["majority_human"])
-                records.append(JudgeRecord(
+                label = round_score(gold["mean_human"]) if graded else gold["majority_human"]
+                records.append(dict(
                     id=f"{dataset}/{item['id']}/{slug}", task=task, instruction=context, response=response,
                     rubric=rubric, label=label, subset=f"{dataset}/{slug}",
                 ))
-    return records
+    return build_records(records, f"judge-bench/roscoe/{task.value}")
 
 
 @register(
@@ -271,7 +268,7 @@ def _roscoe_overall(ctx: LoadContext, task: Task) -> list[JudgeRecord]:
     "JUDGE-BENCH ROSCOE: 1-5 expert ratings of reasoning chains (overall quality, coherency; 4 datasets)",
     subsets_field="subset",
 )
-def load_roscoe_overall(ctx: LoadContext) -> list[JudgeRecord]:
+def load_roscoe_overall(ctx: LoadContext) -> list[LoadedRow]:
     """756 reasoning chains x 2 graded metrics = 1512 records; subset = dataset/metric."""
     return _roscoe_overall(ctx, Task.absolute)
 
@@ -282,7 +279,7 @@ def load_roscoe_overall(ctx: LoadContext) -> list[JudgeRecord]:
     "JUDGE-BENCH ROSCOE: does a reasoning chain miss steps / contradict itself (expert yes/no; 4 datasets)",
     subsets_field="subset",
 )
-def load_roscoe_overall_binary(ctx: LoadContext) -> list[JudgeRecord]:
+def load_roscoe_overall_binary(ctx: LoadContext) -> list[LoadedRow]:
     """756 reasoning chains x {Missing Steps, Contradiction} = 1512 records; Yes = the error is present."""
     return _roscoe_overall(ctx, Task.classification)
 
@@ -293,7 +290,7 @@ def load_roscoe_overall_binary(ctx: LoadContext) -> list[JudgeRecord]:
     "JUDGE-BENCH ROSCOE: does one reasoning step have a given error (9 error types, 4 datasets; mostly No)",
     subsets_field="subset",
 )
-def load_roscoe_stepwise(ctx: LoadContext) -> list[JudgeRecord]:
+def load_roscoe_stepwise(ctx: LoadContext) -> list[LoadedRow]:
     """2014 steps x 9 error types = 18126 records; Yes = the step has the error (rare)."""
     records = []
     for dataset in ROSCOE_DATASETS:
@@ -306,9 +303,9 @@ def load_roscoe_stepwise(ctx: LoadContext) -> list[JudgeRecord]:
                            "The response below is one step of this reasoning chain.")
             for metric, rubric in rubrics.items():
                 slug = metric.lower().replace(" ", "-")
-                records.append(JudgeRecord(
+                records.append(dict(
                     id=f"{dataset}/{item['id']}/{slug}", task=Task.classification, instruction=instruction,
                     response=step, rubric=rubric, subset=f"{dataset}/{slug}",
-                    label=_yes_no(item["annotations"][metric]["majority_human"]),
+                    label=item["annotations"][metric]["majority_human"],
                 ))
-    return records
+    return build_records(records, "judge-bench/roscoe/stepwise")

@@ -12,7 +12,8 @@ from typing import Any
 from gavel.bench.loaders._util import build_records, place_pair, prometheus_parts, slug, text_or_empty
 from gavel.bench.registry import LoadContext, register
 from gavel.io import read_json, read_jsonl
-from gavel.judge.records import JudgeRecord, Task
+from gavel.judge.records import LoadedRow
+from gavel.labels import Task
 
 LLMBAR_RUBRIC = (
     "Which output follows the instruction more precisely and faithfully? Judge whether each output does "
@@ -43,7 +44,7 @@ def _pair_row(
     gold="human",
     subsets_field="subset",
 )
-def load_hhh(ctx: LoadContext) -> list[JudgeRecord]:
+def load_hhh(ctx: LoadContext) -> list[LoadedRow]:
     """221 pairs (honest 61, helpful 59, harmless 58, other 43); the subset's criterion is the rubric."""
     path = ctx.path("hhh-alignment", "hhh_alignment_eval.json")
     rows, seen = [], {}
@@ -68,7 +69,7 @@ def load_hhh(ctx: LoadContext) -> list[JudgeRecord]:
     gold="construction",
     subsets_field="bias",
 )
-def load_evalbiasbench(ctx: LoadContext) -> list[JudgeRecord]:
+def load_evalbiasbench(ctx: LoadContext) -> list[LoadedRow]:
     """80 pairs in 6 bias types; the source's better response is always ``response1``."""
     path = ctx.path("evalbiasbench", "biasbench.json")
     rows = []
@@ -89,7 +90,7 @@ def load_evalbiasbench(ctx: LoadContext) -> list[JudgeRecord]:
     gold="human",
     subsets_field="scenario",
 )
-def load_auto_j(ctx: LoadContext) -> list[JudgeRecord]:
+def load_auto_j(ctx: LoadContext) -> list[LoadedRow]:
     """1392 pairs; label 0 -> A, 1 -> B, 2 -> tie (order as in the source)."""
     path = ctx.path("auto-j-pairwise", "testdata_pairwise.jsonl")
     labels = {0: "A", 1: "B", 2: "tie"}
@@ -124,7 +125,7 @@ def _llmbar_rows(
     suites=("local",),
     gold="human",
 )
-def load_mt_bench_human(ctx: LoadContext) -> list[JudgeRecord]:
+def load_mt_bench_human(ctx: LoadContext) -> list[LoadedRow]:
     """200 pairs; label 1 -> A, 2 -> B."""
     path = ctx.path("llmbar", "Dataset", "Processed", "MT-Bench", "dataset.json")
     return build_records(_llmbar_rows(read_json(path), "mt-bench-human", None), str(path))
@@ -137,7 +138,7 @@ def load_mt_bench_human(ctx: LoadContext) -> list[JudgeRecord]:
     suites=("local",),
     gold="human",
 )
-def load_llmbar_natural(ctx: LoadContext) -> list[JudgeRecord]:
+def load_llmbar_natural(ctx: LoadContext) -> list[LoadedRow]:
     """100 pairs; label 1 -> A, 2 -> B."""
     path = ctx.path("llmbar", "Dataset", "LLMBar", "Natural", "dataset.json")
     return build_records(_llmbar_rows(read_json(path), "llmbar-natural", LLMBAR_RUBRIC), str(path))
@@ -151,7 +152,7 @@ def load_llmbar_natural(ctx: LoadContext) -> list[JudgeRecord]:
     gold="human",
     subsets_field="subset",
 )
-def load_llmbar_adversarial(ctx: LoadContext) -> list[JudgeRecord]:
+def load_llmbar_adversarial(ctx: LoadContext) -> list[LoadedRow]:
     """319 pairs (134 + 92 + 47 + 46), ``subset`` names the adversarial set."""
     records = []
     for subset in LLMBAR_ADVERSARIAL:
@@ -187,7 +188,7 @@ def split_transcript(chosen: str, rejected: str) -> tuple[str, str, str]:
     suites=("local",),
     gold="human",
 )
-def load_hh_rlhf_harmless(ctx: LoadContext) -> list[JudgeRecord]:
+def load_hh_rlhf_harmless(ctx: LoadContext) -> list[LoadedRow]:
     """2312 pairs; instruction = the dialogue before the last assistant turn."""
     path = ctx.path("hh-rlhf", "harmless-base", "test.jsonl.gz")
     rows = []

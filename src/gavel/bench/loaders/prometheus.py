@@ -14,7 +14,8 @@ from typing import Any
 from gavel.bench.loaders._util import build_records, mean_score, prometheus_parts, round_score
 from gavel.bench.registry import BenchmarkUnavailable, LoadContext, register
 from gavel.io import read_json
-from gavel.judge.records import JudgeRecord, Task
+from gavel.judge.records import LoadedRow
+from gavel.labels import Task
 
 
 def prometheus_absolute_row(raw: dict[str, Any], record_id: str, score_field: str) -> dict[str, Any]:
@@ -29,7 +30,7 @@ def prometheus_absolute_row(raw: dict[str, Any], record_id: str, score_field: st
     return row
 
 
-def _load_prometheus(path: Path, prefix: str, score_field: str) -> list[JudgeRecord]:
+def _load_prometheus(path: Path, prefix: str, score_field: str) -> list[LoadedRow]:
     rows = []
     for number, raw in enumerate(read_json(path)):
         suffix = str(raw.get("idx", number))
@@ -47,7 +48,7 @@ def _load_prometheus(path: Path, prefix: str, score_field: str) -> list[JudgeRec
     gold="gpt-4",
     subsets_field="category",
 )
-def load_mt_bench(ctx: LoadContext) -> list[JudgeRecord]:
+def load_mt_bench(ctx: LoadContext) -> list[LoadedRow]:
     """320 rows (80 questions x 4 models); gold = mean of 3 GPT-4 scores."""
     return _load_prometheus(ctx.path("mt-bench", "mt_bench_eval.json"), "mt-bench", "gpt4_score")
 
@@ -60,7 +61,7 @@ def load_mt_bench(ctx: LoadContext) -> list[JudgeRecord]:
     gold="gpt-4",
     subsets_field="category",
 )
-def load_vicuna_bench(ctx: LoadContext) -> list[JudgeRecord]:
+def load_vicuna_bench(ctx: LoadContext) -> list[LoadedRow]:
     """320 rows (80 questions x 4 models); gold = mean of 3 GPT-4 scores."""
     return _load_prometheus(ctx.path("vicuna-bench", "vicuna_eval.json"), "vicuna-bench", "gpt4_score")
 
@@ -72,7 +73,7 @@ def load_vicuna_bench(ctx: LoadContext) -> list[JudgeRecord]:
     suites=("paper",),
     gold="human",
 )
-def load_flask(ctx: LoadContext) -> list[JudgeRecord]:
+def load_flask(ctx: LoadContext) -> list[LoadedRow]:
     """Prometheus's ``flask_eval.json`` placed at ``<data_root>/flask/flask_eval.json``.
 
     Same layout as ``mt_bench_eval.json`` (a JSON array; ``instruction`` = the full Prometheus prompt)

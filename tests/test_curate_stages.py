@@ -1,0 +1,304 @@
+"""Each curate stage on small inputs: config, teacher targets and resume, consistency, mix, decontamination,
+reward-model filter, export rows."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from gavel.backends.base import REASONING_TAG, RESULT_TAG, Backend, BackendInfo, Reply, Request
+from gavel.backends.local import continuation
+from gavel.curate.config import ConfigError, CurateConfig, load_config
+from gavel.curate.consistency import ConsistencyReport, Verdict, check, trim_to_sentence
+from gavel.curate.decontam import BenchmarkIndex, decontaminate
+from gavel.curate.mix import Pair, allocate, assign_kinds, dedup, select, swap_positions, with_orders
+from gavel.curate.sources import Item
+from gavel.curate.teacher import TARGET_FIELD, TeacherTemplates, make_call, run_teacher, wrong_label
+from gavel.judge.engine import Judge
+from gavel.judge.records import JudgeRecord, Task
+from gavel.judge.result import Mode, answer_text
+from gavel.judge.templates import load_templates
+
+
+def _item(i: int, source: str = "s", task: str = "absolute", label: str = "3", critique: str | None = "Fine.",
+          **extra) -> Item:
+    fields = {"id": f"{source}-{i}", "task": task, "instruction": f"Question number {i}?", "label": label, **extra}
+    if task == "pairwise":
+        fields |= {"response_a": f"first answer {i}", "response_b": f"second answer {i}"}
+    else:
+        fields["response"] = f"answer {i}"
+    return Item(id=fields["id"], source=source, record=JudgeRecord.model_validate(fields), critique=critique,
+                critique_author="human" if critique else None)
+
+
+# -- config -------------------------------------------------------------------------------------------------
+def test_config_unknown_key_fails_early_naming_it(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("sources: {shepherd: {}}\nmix: {critique_ratoi: 0.5}\n")
+    with pytest.raises(ConfigError, match=r"mix\.critique_ratoi: unknown key"):
+        load_config(path)
+
+
+def test_config_unknown_source_lists_known_ones(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("sources: {shepperd: {}}\n")
+    with pytest.raises(ConfigError, match=r"unknown source.*shepperd.*known:.*shepherd"):
+        load_config(path)
+
+
+def test_config_rm_threshold_needs_a_model():
+    with pytest.raises(ValueError, match=r"rm_threshold but reward_model\.model is not set"):
+        CurateConfig.model_validate({"sources": {"shepherd": {"rm_threshold": 0.1}}})
+
+
+def test_only_source_restricts_and_checks_the_name():
+    config = CurateConfig.model_validate({"sources": {"shepherd": {}, "autoj": {}}})
+    assert list(config.only("autoj").sources) == ["autoj"]
+    with pytest.raises(ValueError, match="not in the config"):
+        config.only("summacoz")
+
+
+def test_committed_configs_validate():
+    root = Path(__file__).parents[1] / "configs" / "curate"
+    for name in ("cpu.yaml", "cluster.yaml"):
+        assert load_config(root / name).sources
+
+
+# -- teacher ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("task", "gold", "wrong"), [
+    (Task.absolute, "1", {"3"}), (Task.absolute, "2", {"4"}), (Task.absolute, "3", {"1", "5"}),
+    (Task.absolute, "4", {"2"}), (Task.absolute, "5", {"3"}), (Task.classification, "Yes", {"No"}),
+    (Task.pairwise, "B", {"A"})])
+def test_wrong_label_is_plausible_and_wrong(task, gold, wrong):
+    assert wrong_label(task, gold, random.Random(0)) in wrong
+
+
+def test_teacher_prompt_is_the_judge_prompt_plus_the_target():
+    record = _item(1).record
+    call = make_call("s-1", record, "rejected", "5")
+    base, _ = load_templates(None).render(record, Mode.critique)
+    text, _ = TeacherTemplates(load_templates(None)).render(call.record, Mode.critique)
+    assert text.startswith(base) and "score 5" in text[len(base):]
+    assert call.record.extra_fields()[TARGET_FIELD] == "5" and call.id == "s-1#rejected"
+
+
+class _CountingBackend(Backend):
+    """Control flow only: records how many requests it was asked, answers a fixed critique."""
+
+    batch_size = 2
+
+    def __init__(self) -> None:
+        self.info = BackendInfo(name="counting", kind="test")
+        self.seen = 0
+
+    def run(self, requests):
+        self.seen += len(requests)
+        return [Reply(text=f"{REASONING_TAG} It is fine. {RESULT_TAG} 3", label_probs=None) for _ in requests]
+
+
+def test_teacher_resumes_without_repeating_finished_calls(tmp_path):
+    cache = tmp_path / "teacher.jsonl"
+    calls = [make_call(f"s-{i}", _item(i).record, "rejected", "3") for i in range(5)]
+    first = _CountingBackend()
+    run_teacher(calls[:3], cache, lambda: Judge(first, template=TeacherTemplates(load_templates(None))))
+    with cache.open("ab") as handle:  # a crash mid-write leaves a torn line
+        handle.write(b'{"id": "s-3#rejected", "resu')
+    second = _CountingBackend()
+    out = run_teacher(calls, cache, lambda: Judge(second, template=TeacherTemplates(load_templates(None))))
+    assert first.seen == 3 and second.seen == 2
+    assert sorted(out) == sorted(c.id for c in calls) and all(r["result"] == "3" for r in out.values())
+    third = _CountingBackend()
+    run_teacher(calls, cache, lambda: Judge(third))
+    assert third.seen == 0
+
+
+# -- consistency --------------------------------------------------------------------------------------------
+def test_trim_to_sentence():
+    assert trim_to_sentence("It is right. The steps are") == "It is right."
+    assert trim_to_sentence("no sentence end here") is None
+    assert trim_to_sentence('He said "yes." Then') == 'He said "yes."'
+
+
+@pytest.mark.parametrize(("row", "target", "kept", "reason"), [
+    ({"status": "forced", "result": "4", "raw_output": "**Reasoning:** Clear and correct. It also"}, "4", True,
+     "kept"),
+    ({"status": "ok", "result": "2", "raw_output": "**Reasoning:** Clear and correct.**Result:**"}, "4", False,
+     "wrong verdict"),
+    ({"status": "ok", "result": "4", "raw_output": "**Reasoning:** Good. Score: 2. Fine.**Result:**"}, "4", False,
+     "critique names another verdict"),
+    ({"status": "forced", "result": "4", "raw_output": "**Reasoning:** it is fine and"}, "4", False,
+     "no complete sentence"),
+    ({"status": "error", "result": None, "raw_output": ""}, "4", False, "teacher error"),
+    ({"status": "tolerant", "result": "1", "raw_output": "**Reasoning:** Bad.\n**Result:** 4"}, "4", True, "kept"),
+])
+def test_consistency_check(row, target, kept, reason):
+    verdict = check(Task.absolute, row, target)
+    assert (verdict.kept, verdict.reason) == (kept, reason)
+    if kept:
+        assert verdict.critique and "**" not in verdict.critique
+
+
+def test_consistency_report_drop_rates():
+    report = ConsistencyReport()
+    for kept in (True, True, False, False):
+        report.add("a", "rejected", Verdict(kept, "x" if kept else None, "kept" if kept else "wrong verdict"), "ok")
+    report.add("a", "chosen", Verdict(True, "x", "kept"), "forced")
+    data = report.as_dict()
+    assert data["drop_rate"] == {"chosen": 0.0, "rejected": 0.5}
+    assert data["per_source"]["a"]["rejected"] == {"checked": 4, "kept": 2, "drop_rate": 0.5}
+
+
+# -- mix ------------------------------------------------------------------------------------------------------
+def test_dedup_catches_swapped_pairwise_duplicates():
+    a = _item(1, task="pairwise", label="A")
+    b = a.model_copy(update={"id": "other", "record": a.record.swapped()})
+    kept, removed = dedup([a, b, _item(2)])
+    assert removed == 1 and [i.id for i in kept] == [a.id, "s-2"]
+
+
+def test_allocate_by_weight_with_caps_and_small_sources():
+    counts = allocate({"a": 100, "b": 100, "c": 5}, {"a": 1.0, "b": 3.0, "c": 1.0}, {"a": None, "b": 30, "c": None},
+                      total=60)
+    assert counts["b"] == 30 and counts["c"] == 5 and counts["a"] == 25 and sum(counts.values()) == 60
+
+
+def test_select_balances_labels_and_is_seeded():
+    items = [_item(i, label="Yes", task="classification") for i in range(20)]
+    items += [_item(i + 100, label="No", task="classification") for i in range(4)]
+    config = CurateConfig.model_validate({"sources": {"summacoz": {}}, "mix": {"total": 8}})
+    items = [i.model_copy(update={"source": "summacoz"}) for i in items]
+    first = select(items, config)["summacoz"]
+    assert sorted(i.record.label for i in first).count("No") == 4
+    assert [i.id for i in first] == [i.id for i in select(items, config)["summacoz"]]
+
+
+def test_assign_kinds_follows_the_ratio_and_prefers_trusted_critiques():
+    items = [_item(i, source="shepherd", critique=None if i % 2 else "ok.") for i in range(10)]
+    config = CurateConfig.model_validate({"sources": {"shepherd": {}}, "mix": {"critique_ratio": 0.3}})
+    kinds = assign_kinds({"shepherd": items}, config)
+    critique = [i for i in items if kinds[i.id] == "critique"]
+    assert len(critique) == 3 and all(i.critique for i in critique)
+
+
+def test_swap_positions_and_flipped_pairs():
+    assert swap_positions("Response A is better than Response B.") == "Response B is better than Response A."
+    item = _item(1, task="pairwise", label="A")
+    pair = Pair(id="p", source="s", task="pairwise", kind="critique", record=item.record, chosen_label="A",
+                rejected_label="B", chosen_critique="Response A is right.", rejected_critique="Response B is right.")
+    rows = with_orders([pair], both_orders=True)
+    flipped = rows[1]
+    assert len(rows) == 2 and flipped.swapped and flipped.id == "p:swapped"
+    assert (flipped.chosen_label, flipped.rejected_label) == ("B", "A")
+    assert flipped.record.response_a == item.record.response_b and flipped.record.label == "B"
+    assert flipped.chosen_critique == "Response B is right."
+
+
+def test_answer_text_is_what_the_local_backends_continue_from():
+    critique = " The answer is correct."
+    assert answer_text("4", critique.strip()) == continuation(critique, True) + " 4"
+    assert answer_text("Yes") == continuation("", False) + " Yes" == "**Result:** Yes"
+
+
+class _EchoBackend(Backend):
+    batch_size = 4
+
+    def __init__(self) -> None:
+        self.info = BackendInfo(name="echo", kind="test")
+        self.requests: list[Request] = []
+
+    def run(self, requests):
+        self.requests += requests
+        return [Reply(text="", label_probs={label: 1 / len(r.labels) for label in r.labels}) for r in requests]
+
+
+@pytest.mark.parametrize("kind", ["critique", "verdict"])
+def test_exported_prompt_is_exactly_what_the_judge_sends(kind):
+    item = _item(1, task="pairwise", label="B")
+    pair = Pair(id="p", source="s", task="pairwise", kind=kind, record=item.record, chosen_label="B",
+                rejected_label="A", chosen_critique="Good." if kind == "critique" else None,
+                rejected_critique="Bad." if kind == "critique" else None)
+    row = pair.row(load_templates(None))
+    backend = _EchoBackend()
+    Judge(backend, mode=kind).judge([item.record])
+    assert row["prompt"] == backend.requests[0].messages
+    assert row["mode"] == kind and row["chosen"][0]["role"] == "assistant"
+    assert row["chosen"][0]["content"] == answer_text("B", pair.chosen_critique)
+    assert set(row) == {"prompt", "chosen", "rejected", "id", "source", "task", "kind", "mode", "chosen_label",
+                        "rejected_label", "swapped"}
+
+
+# -- decontamination ------------------------------------------------------------------------------------------
+def test_decontamination_by_ngram_overlap():
+    bench = JudgeRecord(id="b", task="absolute", instruction="Explain why the sky is blue during a clear day "
+                        "to a small child", response="Because of Rayleigh scattering of sunlight in the air.")
+    index = BenchmarkIndex(n=5)
+    index.add("toy-bench", [bench])
+    same = _item(1).model_copy(update={"record": bench.model_copy(update={"id": "x", "response": "Other."})})
+    short_response = _item(2).model_copy(update={"record": JudgeRecord(
+        id="y", task="absolute", instruction="A different question entirely about cooking pasta well",
+        response="Other.")})
+    kept, removed, log = decontaminate([same, short_response, _item(3)], index, threshold=0.5)
+    assert removed == {"toy-bench": 1} and log[0]["id"] == same.id
+    assert [i.id for i in kept] == [short_response.id, "s-3"]
+
+
+# -- reward-model filter --------------------------------------------------------------------------------------
+def test_rm_filter_with_a_tiny_random_reward_model(tmp_path):
+    torch = pytest.importorskip("torch")
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    from gavel.backends.embedded import embedded_hf_dir
+    from gavel.curate.rm_filter import RewardModel, rm_filter
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(embedded_hf_dir())
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, num_labels=1,
+                         pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+    LlamaForSequenceClassification(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    model = RewardModel(str(tmp_path), max_length=64, batch_size=2)
+    items = [_item(i, source="a") for i in range(4)] + [_item(9, source="b", task="pairwise", label="A")]
+    scores = model.score([(i.record.instruction, i.record.response or "") for i in items[:4]])
+    assert len(scores) == 4 and len(set(scores)) > 1  # a random model still scores texts differently
+    threshold = sorted(scores)[2]
+    kept, dropped, all_scores = rm_filter(items, model, {"a": threshold, "b": None})
+    assert dropped == {"a": 2} and len(kept) == 3 and items[4] in kept
+    assert all_scores[:4] == pytest.approx(scores)
+    assert json.dumps(all_scores[4]) == "NaN"  # no threshold for source b: not scored
+
+
+def test_item_stages_run_as_datasets_maps_in_worker_processes(tmp_path):
+    from gavel.bench.registry import LoadContext
+    from gavel.curate.pipeline import Report, _tokenizer, decontaminate, lengths
+    from gavel.curate.sources import SOURCES
+
+    fixtures = Path(__file__).parent / "fixtures" / "curate"
+    items = [i for i in SOURCES.get("shepherd").load(LoadContext(data_root=fixtures / "train")) if isinstance(i, Item)]
+    config = CurateConfig.model_validate({
+        "sources": {"shepherd": {}}, "num_proc": 2, "mix": {"max_tokens": 600, "max_critique_tokens": 20},
+        "decontam": {"data_root": str(fixtures / "benchmarks"), "benchmarks": None}})
+    report = Report(config=config.model_dump(mode="json"))
+    kept = decontaminate(items, config, report)
+    assert report.decontam_removed == {"metacritique": {"shepherd": 1}} and len(kept) == len(items) - 1
+    short, removed = lengths(kept, config, _tokenizer(None), load_templates(None))
+    assert len(short) + removed == len(kept)
+    tokenizer = _tokenizer(None)
+    for item in short:
+        assert item.critique is None or len(tokenizer(item.critique)["input_ids"]) <= 20
+
+
+def test_teacher_cache_from_another_teacher_is_refused(tmp_path):
+    from gavel.io import OutputError
+
+    cache = tmp_path / "teacher.jsonl"
+    calls = [make_call(f"s-{i}", _item(i).record, "rejected", "3") for i in range(3)]
+    run_teacher(calls[:1], cache, lambda: Judge(_CountingBackend(), template=TeacherTemplates(load_templates(None))))
+    other = _CountingBackend()
+    other.info = BackendInfo(name="another-teacher", kind="test")
+    with pytest.raises(OutputError, match="other settings"):
+        run_teacher(calls, cache, lambda: Judge(other, template=TeacherTemplates(load_templates(None))))
+    assert other.seen == 0
