@@ -198,8 +198,10 @@ def test_recipe_loads_with_stage_paths(tmp_path):
 
 
 def _pair_row(i: int, verdict: str, status: str = "logits") -> dict:
-    return {"id": str(i), "task": "pairwise", "label": "A" if i % 2 else "B", "result": verdict, "status": status,
-            "completion_tokens": 10 + i}
+    """One output line of `gavel bench` (record fields, then the judge's)."""
+    return {"id": str(i), "task": "pairwise", "instruction": f"question {i}", "response_a": "one",
+            "response_b": "two", "label": "A" if i % 2 else "B", "result": verdict, "status": status,
+            "model": "m", "template": "default/pairwise", "mode": "verdict", "completion_tokens": 10 + i}
 
 
 def test_paired_delta_and_status_stats():

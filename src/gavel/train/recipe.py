@@ -118,14 +118,14 @@ def _rows(folder: Path, bench: str, judge: str) -> list[dict[str, Any]]:
 def paired_delta(base: list[dict[str, Any]], trained: list[dict[str, Any]], task: str,
                  seed: int = 0) -> dict[str, float | None]:
     """Trained minus base on the items both judged, with a paired bootstrap 95% CI (items resampled jointly)."""
-    from gavel.bench.metrics import bootstrap_ci, primary_value
+    from gavel.bench.metrics import as_judged, bootstrap_ci, primary_value
 
     by_id = {r["id"]: r for r in trained}
     pairs = [(b, by_id[b["id"]]) for b in base if b["id"] in by_id]
     if not pairs:
         return {"delta": None, "ci_low": None, "ci_high": None, "n": 0}
-    left = np.array([p[0] for p in pairs], dtype=object)
-    right = np.array([p[1] for p in pairs], dtype=object)
+    left = np.array(as_judged(p[0] for p in pairs), dtype=object)
+    right = np.array(as_judged(p[1] for p in pairs), dtype=object)
 
     def delta(a: np.ndarray, b: np.ndarray) -> float | None:
         x, y = primary_value(list(a), task), primary_value(list(b), task)
@@ -159,6 +159,13 @@ def compare(folder: Path, base: str, trained: str, seed: int = 0) -> dict[str, d
     return out
 
 
+def _metric(summary: dict[str, Any], key: str) -> Any:
+    """A summary value, top-level or inside its group (``both_orders`` holds consistency and position bias)."""
+    if key in summary:
+        return summary[key]
+    return next((group[key] for group in summary.values() if isinstance(group, dict) and key in group), None)
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -177,7 +184,7 @@ def write_report(recipe: Recipe, comparisons: dict[str, dict[str, Any]], train_s
                 f"| {bench} | {b.get('metric')} | {_fmt(b.get('value'))} [{_fmt(b.get('ci_low'))}, "
                 f"{_fmt(b.get('ci_high'))}] | {_fmt(t.get('value'))} [{_fmt(t.get('ci_low'))}, "
                 f"{_fmt(t.get('ci_high'))}] | {_fmt(row['delta'])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}] "
-                f"| {_fmt(b.get('consistency'))} -> {_fmt(t.get('consistency'))} "
+                f"| {_fmt(_metric(b, 'consistency'))} -> {_fmt(_metric(t, 'consistency'))} "
                 f"| {_fmt(b.get('ok_rate'))} -> {_fmt(t.get('ok_rate'))} "
                 f"| {b.get('median_completion_tokens')} -> {t.get('median_completion_tokens')} |")
         lines.append("")
