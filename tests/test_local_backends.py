@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gavel.backends import load_backend, parse_spec
-from gavel.backends.embedded import embedded_gguf
+from gavel.backends.embedded import embedded_gguf, judge_adapter
 from gavel.backends.llamacpp import LlamaCppBackend
 from gavel.backends.transformers_backend import TransformersBackend
 from gavel.judge.engine import Judge
@@ -57,12 +57,25 @@ def _by_task(records, task):
 
 # -- llama.cpp --------------------------------------------------------------------------------------
 
-def test_default_spec_is_embedded_llamacpp(llama):
+def test_default_spec_is_the_trained_judge_over_the_embedded_base(llama):
+    """No spec: the embedded GGUF with gavel's committed LoRA adapter; `smollm2` keeps the untrained base."""
     assert isinstance(llama, LlamaCppBackend)
-    assert parse_spec(None).model == str(embedded_gguf())
+    default = parse_spec(None)
+    assert default.model == str(embedded_gguf()) and default.options["lora_path"] == str(judge_adapter())
+    assert judge_adapter().stat().st_size < 20 * 2**20  # small enough for git
+    base = parse_spec("smollm2")
+    assert base.model == str(embedded_gguf()) and not base.options
     assert parse_spec("hf:smollm2").kind == "transformers"
     assert llama.info.context_length == 8192
-    assert "smollm2" in llama.info.name
+    assert "gavel-judge" in llama.info.name
+
+
+def test_the_adapter_changes_the_verdicts(llama_verdicts, base_llama_verdicts):
+    """The default judge is not the base: the adapter moves the verdict distributions."""
+    plain = base_llama_verdicts
+    shifts = [max(abs(a.probabilities[k] - b.probabilities[k]) for k in a.probabilities)
+              for a, b in zip(llama_verdicts, plain, strict=True)]
+    assert max(shifts) > 0.05
 
 
 def test_llamacpp_verdict_probabilities(llama_verdicts, records):
@@ -128,7 +141,7 @@ def test_llamacpp_verdicts_deterministic_with_prefix_reuse(llama, records, llama
     judge = Judge(llama, mode="verdict")
     Judge(llama, mode="critique", max_new_tokens=16).judge(records[3:4])  # leave other state in the cache
     again = judge.judge(list(reversed(records)))[::-1]
-    fresh_backend = LlamaCppBackend(embedded_gguf(), n_threads=1)
+    fresh_backend = load_backend(None, n_threads=1)
     try:
         fresh = [Judge(fresh_backend, mode="verdict").judge([r])[0] for r in records[:3]]
     finally:
@@ -152,9 +165,17 @@ def test_llamacpp_too_long_input(llama, records):
 
 # -- transformers -----------------------------------------------------------------------------------
 
-def test_transformers_verdicts_match_llamacpp(hf, records, llama_verdicts):
+@pytest.fixture(scope="session")
+def base_llama_verdicts(records):
+    """The untrained embedded base through llama.cpp (`smollm2`), the same weights `hf:smollm2` loads."""
+    with load_backend("smollm2", n_threads=1) as base:
+        return Judge(base, mode="verdict").judge(records)
+
+
+def test_transformers_verdicts_match_llamacpp(hf, records, base_llama_verdicts):
     assert isinstance(hf, TransformersBackend)
     results = Judge(hf, mode="verdict").judge(records)
+    llama_verdicts = base_llama_verdicts
     same_argmax = 0
     for record, ours, ref in zip(records, results, llama_verdicts, strict=True):
         assert ours.status is Status.logits and ours.id == record.id

@@ -302,6 +302,59 @@ def _print_bench(results) -> None:
     console.print(table)
 
 
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="Training config YAML (or a recipe with a train: section).")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output folder (overrides the config's "
+                                                "output_dir). Re-running resumes from the last checkpoint.")] = None,
+    data: Annotated[Path | None, typer.Option(help="Pairs: a `gavel curate` folder or pairs .jsonl.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after N optimizer steps.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Train on N pairs (a seeded sample).")] = None,
+) -> None:
+    """Train a judge with DPO + NLL on the chosen answer (TRL), then merge and export it (HF folder, GGUF).
+
+    Writes checkpoints, metrics.jsonl, log_history.json, losses.png and train_summary.json to the output folder.
+    """
+    from gavel.train.config import load_train_config
+    from gavel.train.trainer import run
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        cfg = load_train_config(config, output_dir=output, data=data, max_steps=max_steps, limit=limit)
+    except (FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    try:
+        outcome = run(cfg)
+    except (FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted:[/yellow] run the same command again to resume from the last checkpoint "
+                      f"in {cfg.output_dir / 'checkpoints'}")
+        raise typer.Exit(130) from None
+    console.print(f"trained {outcome.pairs} pairs, {outcome.steps} steps in {outcome.seconds:.0f}s, "
+                  f"peak RSS {outcome.peak_rss_mb:.0f} MB -> {outcome.trained}")
+
+
+@app.command()
+def recipe(
+    recipe_file: Annotated[Path, typer.Argument(help="Recipe YAML: curate, train and bench sections.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output folder for every stage.")] = None,
+) -> None:
+    """Curate -> train -> bench the base and the trained judge on the same items -> one report with deltas."""
+    from gavel.train.recipe import load_recipe, run
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        cfg = load_recipe(recipe_file, output_dir=output)
+    except (FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    report = run(cfg, console=console)
+    console.print(f"report: {report}")
+
+
 def main() -> None:
     from gavel.io import OutputError
 

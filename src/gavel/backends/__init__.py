@@ -5,9 +5,10 @@ Model specs (the same everywhere gavel takes a model):
 ==============================  ==========================================================================
 spec                            backend
 ==============================  ==========================================================================
-*(none)*, ``default``,          the embedded SmolLM2-135M-Instruct GGUF through llama.cpp
-``smollm2``
-``hf:smollm2``                  the embedded model through transformers (converted once to safetensors)
+*(none)*, ``default``,          gavel's trained judge: the embedded SmolLM2-135M-Instruct GGUF with gavel's
+``gavel``                       LoRA adapter, through llama.cpp (offline; see docs/model-card.md)
+``smollm2``                     the embedded SmolLM2-135M-Instruct GGUF alone (the untrained base), llama.cpp
+``hf:smollm2``                  the embedded base through transformers (converted once to safetensors)
 ``path/to/model.gguf``          llama.cpp on that GGUF file (``llamacpp:PATH`` says so explicitly)
 ``path/to/folder``              transformers on a local model folder (``hf:PATH`` says so explicitly)
 ``hf:ORG/NAME``, ``ORG/NAME``   transformers on a hub id (where the hub is reachable)
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from gavel.backends.base import Backend, BackendInfo, InputTooLong, Reply, Request, ServerUnavailable
 
-DEFAULT_SPEC = "smollm2"
+DEFAULT_SPEC = "default"
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,11 @@ class ModelSpec:
 def parse_spec(spec: str | None) -> ModelSpec:
     """Turn a model-spec string into a ModelSpec (see the module docstring for the forms)."""
     text = (spec or DEFAULT_SPEC).strip()
-    if text in ("default", "smollm2", "embedded"):
+    if text in ("default", "gavel"):
+        from gavel.backends.embedded import embedded_gguf, judge_adapter
+
+        return ModelSpec("llama.cpp", str(embedded_gguf()), options={"lora_path": str(judge_adapter())})
+    if text in ("smollm2", "embedded"):
         from gavel.backends.embedded import embedded_gguf
 
         return ModelSpec("llama.cpp", str(embedded_gguf()))
@@ -86,8 +91,12 @@ def load_backend(spec: str | None = None, **options) -> Backend:
     if parsed.kind == "llama.cpp":
         from gavel.backends.llamacpp import LlamaCppBackend
 
-        name = "smollm2-135m-instruct (embedded, llama.cpp)" if spec in (None, "default", "smollm2") else None
-        return LlamaCppBackend(parsed.model, name=name, **options)
+        name = None
+        if spec in ("smollm2", "embedded"):
+            name = "smollm2-135m-instruct (embedded, llama.cpp)"
+        elif spec in (None, "default", "gavel"):
+            name = "gavel-judge-135m (SmolLM2-135M + LoRA, llama.cpp)"
+        return LlamaCppBackend(parsed.model, name=name, **parsed.options, **options)
     if parsed.kind == "transformers":
         from gavel.backends.transformers_backend import TransformersBackend
 

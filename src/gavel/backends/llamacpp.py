@@ -47,7 +47,8 @@ class LlamaCppBackend(Backend):
     batch_size = 1
 
     def __init__(self, model_path: str | Path, *, n_ctx: int = 8192, n_threads: int | None = None,
-                 n_batch: int = 512, seed: int = 0, name: str | None = None) -> None:
+                 n_batch: int = 512, seed: int = 0, name: str | None = None,
+                 lora_path: str | Path | None = None) -> None:
         try:
             from llama_cpp import Llama
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -57,15 +58,18 @@ class LlamaCppBackend(Backend):
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such GGUF file")
         threads = n_threads or int(os.environ.get("GAVEL_THREADS", 0)) or os.cpu_count() or 1
+        if lora_path is not None and not Path(lora_path).is_file():
+            raise FileNotFoundError(f"{lora_path}: no such LoRA adapter (GGUF)")
+        lora = {"lora_path": str(lora_path)} if lora_path else {}
         with plain_weight_buffers():
             self.llm = Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, n_batch=n_batch,
-                             seed=seed, logits_all=False, verbose=False)
+                             seed=seed, logits_all=False, verbose=False, **lora)
         n_ctx_train = int(self.llm.metadata.get(f"{self.llm.metadata.get('general.architecture', 'llama')}"
                                                 ".context_length", n_ctx))
         if n_ctx > n_ctx_train:
             with plain_weight_buffers():
                 self.llm = Llama(str(path), n_ctx=n_ctx_train, n_threads=threads, n_threads_batch=threads,
-                                 n_batch=n_batch, seed=seed, logits_all=False, verbose=False)
+                                 n_batch=n_batch, seed=seed, logits_all=False, verbose=False, **lora)
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise ValueError(f"{path} has no chat template in its metadata (tokenizer.chat_template)")

@@ -1,0 +1,216 @@
+"""`gavel recipe`: curate -> train -> bench the base and the trained judge on the same items -> one report.
+
+Output folder layout: ``curate/`` (the pairs, unless the recipe points at a finished mix), ``train/`` (see
+gavel.train.trainer), ``bench-verdict/`` and ``bench-critique/`` (gavel bench folders with both judges) and
+``report.md`` / ``report.json``: per benchmark, base and trained with 95% CIs, and the paired delta with its CI.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from gavel.train.config import EMBEDDED_BASE, TrainConfig, read_yaml
+
+
+class CurateStage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    config: Path | None = Field(None, description="a `gavel curate` config to run")
+    output: Path | None = Field(None, description="a finished mix (with READY) to use instead of curating")
+
+
+class BenchStage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pairwise: list[str] = Field(default_factory=list)
+    absolute: list[str] = Field(default_factory=list)
+    limit: int | None = Field(None, ge=1)
+    both_orders: bool = True
+    critique: list[str] = Field(default_factory=list, description="benchmarks for the critique-mode run")
+    critique_limit: int | None = Field(None, ge=1)
+    max_new_tokens: int = 512
+    seed: int = 0
+    data_root: Path | None = None
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    output_dir: Path = Path("runs/recipe")
+    curate: CurateStage = CurateStage()
+    train: TrainConfig
+    bench: BenchStage = BenchStage()
+
+
+def load_recipe(path: str | Path, output_dir: Path | None = None) -> Recipe:
+    """Read a recipe; relative paths are taken from its folder, `output_dir` from the working folder."""
+    path = Path(path)
+    data = read_yaml(path)
+    root = path.parent.resolve()
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    out = output_dir.resolve() if output_dir else (root / recipe.output_dir).resolve()
+    curate = recipe.curate.model_copy(update={k: (root / v).resolve() for k, v in
+                                              recipe.curate.model_dump().items() if v is not None})
+    train = recipe.train.resolved(root).model_copy(update={"output_dir": out / "train"})
+    return recipe.model_copy(update={"output_dir": out, "curate": curate, "train": train})
+
+
+# -- stages -----------------------------------------------------------------------------------------
+def curate_stage(recipe: Recipe, console) -> Path:
+    """The folder of finished pairs: the recipe's own, or a fresh `gavel curate` run."""
+    if recipe.curate.output is not None:
+        if not (recipe.curate.output / "READY").exists():
+            raise FileNotFoundError(f"{recipe.curate.output}: no READY marker, the mix is not finished")
+        return recipe.curate.output
+    out = recipe.output_dir / "curate"
+    if (out / "READY").exists():
+        return out
+    if recipe.curate.config is None:
+        return recipe.train.data
+    from gavel.curate.config import load_config
+    from gavel.curate.pipeline import run as curate
+
+    curate(load_config(recipe.curate.config), out, console=console)
+    return out
+
+
+def trained_spec(train: TrainConfig) -> str:
+    """A model spec for the trained judge: its merged transformers folder."""
+    return str(train.output_dir / ("merged" if train.method == "lora" else "model"))
+
+
+def base_spec(train: TrainConfig) -> str:
+    """The base through the same engine as the trained judge (transformers), so only the weights differ."""
+    return "hf:smollm2" if train.base == EMBEDDED_BASE else f"hf:{train.base}"
+
+
+def bench_stage(recipe: Recipe, mode: str, names: list[str], limit: int | None, judges: list[str]) -> Path:
+    from gavel.bench import registry
+    from gavel.bench.harness import BenchConfig, load_targets, run_bench
+    from gavel.judge.result import Mode
+
+    out = recipe.output_dir / f"bench-{mode}"
+    targets = load_targets(names, [], registry.default_data_root(recipe.bench.data_root), limit, recipe.bench.seed)
+    config = BenchConfig(judges=judges, out_dir=out, mode=Mode(mode), both_orders=recipe.bench.both_orders,
+                         limit=limit, seed=recipe.bench.seed, max_new_tokens=recipe.bench.max_new_tokens,
+                         command=f"gavel recipe ({recipe.name}): {mode} stage")
+    run_bench(config, targets)
+    return out
+
+
+# -- the comparison ---------------------------------------------------------------------------------
+def _rows(folder: Path, bench: str, judge: str) -> list[dict[str, Any]]:
+    from gavel.bench.report import safe_name
+
+    path = folder / "items" / safe_name(bench) / safe_name(judge) / "default.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def paired_delta(base: list[dict[str, Any]], trained: list[dict[str, Any]], task: str,
+                 seed: int = 0) -> dict[str, float | None]:
+    """Trained minus base on the items both judged, with a paired bootstrap 95% CI (items resampled jointly)."""
+    from gavel.bench.metrics import as_judged, bootstrap_ci, primary_value
+
+    by_id = {r["id"]: r for r in trained}
+    pairs = [(b, by_id[b["id"]]) for b in base if b["id"] in by_id]
+    if not pairs:
+        return {"delta": None, "ci_low": None, "ci_high": None, "n": 0}
+    left = np.array(as_judged(p[0] for p in pairs), dtype=object)
+    right = np.array(as_judged(p[1] for p in pairs), dtype=object)
+
+    def delta(a: np.ndarray, b: np.ndarray) -> float | None:
+        x, y = primary_value(list(a), task), primary_value(list(b), task)
+        return None if x is None or y is None else y - x
+
+    low, high = bootstrap_ci([left, right], delta, n_resamples=500, seed=seed)
+    return {"delta": delta(left, right), "ci_low": low, "ci_high": high, "n": len(pairs)}
+
+
+def status_stats(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Share of items whose result the model wrote itself (status ok) and the median generated tokens."""
+    if not rows:
+        return {"ok_rate": None, "median_completion_tokens": None}
+    return {"ok_rate": sum(r.get("status") == "ok" for r in rows) / len(rows),
+            "median_completion_tokens": float(np.median([r.get("completion_tokens", 0) for r in rows]))}
+
+
+def compare(folder: Path, base: str, trained: str, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Per benchmark: both judges' summaries (from results.json), status stats and the paired delta."""
+    results = json.loads((folder / "results.json").read_text())
+    out = {}
+    for bench, entry in results["benchmarks"].items():
+        per_judge = entry["judges"]
+        if base not in per_judge or trained not in per_judge:
+            continue
+        task = entry["task"]
+        base_rows, trained_rows = _rows(folder, bench, base), _rows(folder, bench, trained)
+        out[bench] = {"base": per_judge[base] | status_stats(base_rows),
+                      "trained": per_judge[trained] | status_stats(trained_rows),
+                      **paired_delta(base_rows, trained_rows, task, seed)}
+    return out
+
+
+def _metric(summary: dict[str, Any], key: str) -> Any:
+    """A summary value, top-level or inside its group (``both_orders`` holds consistency and position bias)."""
+    if key in summary:
+        return summary[key]
+    return next((group[key] for group in summary.values() if isinstance(group, dict) and key in group), None)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def write_report(recipe: Recipe, comparisons: dict[str, dict[str, Any]], train_summary: dict[str, Any]) -> Path:
+    lines = [f"# gavel recipe: {recipe.name}", "",
+             f"Trained {train_summary.get('pairs')} pairs, {train_summary.get('steps')} steps in "
+             f"{train_summary.get('seconds')} s, peak RSS {train_summary.get('peak_rss_mb')} MB.", ""]
+    for mode, rows in comparisons.items():
+        lines += [f"## {mode} mode", "", "| benchmark | metric | base [95% CI] | trained [95% CI] | delta [95% CI] "
+                  "| consistency base -> trained | ok rate base -> trained | median tokens base -> trained |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for bench, row in rows.items():
+            b, t = row["base"], row["trained"]
+            lines.append(
+                f"| {bench} | {b.get('metric')} | {_fmt(b.get('value'))} [{_fmt(b.get('ci_low'))}, "
+                f"{_fmt(b.get('ci_high'))}] | {_fmt(t.get('value'))} [{_fmt(t.get('ci_low'))}, "
+                f"{_fmt(t.get('ci_high'))}] | {_fmt(row['delta'])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}] "
+                f"| {_fmt(_metric(b, 'consistency'))} -> {_fmt(_metric(t, 'consistency'))} "
+                f"| {_fmt(b.get('ok_rate'))} -> {_fmt(t.get('ok_rate'))} "
+                f"| {b.get('median_completion_tokens')} -> {t.get('median_completion_tokens')} |")
+        lines.append("")
+    path = recipe.output_dir / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    (recipe.output_dir / "report.json").write_text(json.dumps({"train": train_summary, **comparisons}, indent=1))
+    return path
+
+
+def run(recipe: Recipe, console=None) -> Path:
+    """All stages; each one resumes (curate READY, training checkpoints, bench item files)."""
+    from gavel.bench.harness import judge_label
+    from gavel.train.trainer import run as train
+
+    recipe.output_dir.mkdir(parents=True, exist_ok=True)
+    config = recipe.train.model_copy(update={"data": curate_stage(recipe, console)})
+    summary_path = config.output_dir / "train_summary.json"
+    if not summary_path.exists():
+        train(config)
+    summary = json.loads(summary_path.read_text())
+    base, trained = base_spec(config), trained_spec(config)
+    comparisons = {}
+    stages = [("verdict", recipe.bench.pairwise + recipe.bench.absolute, recipe.bench.limit),
+              ("critique", recipe.bench.critique, recipe.bench.critique_limit)]
+    for mode, names, limit in stages:
+        if names:
+            folder = bench_stage(recipe, mode, names, limit, [base, trained])
+            comparisons[mode] = compare(folder, judge_label(base), judge_label(trained), recipe.bench.seed)
+    return write_report(recipe, comparisons, summary)

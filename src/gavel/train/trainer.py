@@ -1,0 +1,322 @@
+"""`gavel train`: DPO (sigmoid) + NLL on the chosen answer with TRL's DPOTrainer, LoRA (PEFT) or full fine-tuning.
+
+Output folder layout (``config.output_dir``):
+
+- ``checkpoints/checkpoint-N/``  Trainer checkpoints; a rerun resumes from the last one
+- ``data/``                      the pairs actually trained on (saved dataset; TRL's caches live beside it)
+- ``adapter/`` or ``model/``     the trained LoRA adapter (PEFT) or the full model, with the tokenizer
+- ``metrics.jsonl``              one line per logged step: loss, DPO and NLL parts, reward accuracy and margins, ...
+- ``log_history.json``           TRL's log history at the end; ``losses.png`` the loss curves
+- ``train_summary.json``         steps, seconds, tokens, peak memory, the config
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import resource
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from gavel.train.config import EMBEDDED_BASE, TrainConfig
+
+log = logging.getLogger(__name__)
+
+PAIR_COLUMNS = ("prompt", "chosen", "rejected")
+
+
+# -- data ---------------------------------------------------------------------------------------------
+def pairs_path(data: Path) -> Path:
+    """The saved dataset or JSONL inside a `gavel curate` folder (or `data` itself)."""
+    if (data / "dataset").is_dir():
+        return data / "dataset"
+    if (data / "pairs.jsonl").is_file():
+        return data / "pairs.jsonl"
+    if data.exists():
+        return data
+    raise FileNotFoundError(f"{data}: no such pairs file or curate folder")
+
+
+def check_pair(source: Path, index: int, row: dict[str, Any]) -> None:
+    """A clear error naming the file, row and field when a row breaks the curate contract."""
+    for column in PAIR_COLUMNS:
+        messages = row.get(column)
+        if not (isinstance(messages, list) and messages
+                and all(isinstance(m, dict) and "role" in m and "content" in m for m in messages)):
+            raise ValueError(f"{source}: row {index}, field {column!r}: expected a list of chat messages "
+                             "({'role': ..., 'content': ...})")
+
+
+def load_pairs(data: Path):
+    """The preference pairs as a `datasets.Dataset`, checked against the curate contract."""
+    from datasets import Dataset, load_from_disk
+
+    source = pairs_path(data)
+    if source.is_dir():
+        dataset = load_from_disk(str(source))
+        rows = dataset.select(range(min(len(dataset), 50)))  # arrow already holds one type per column
+    else:
+        from gavel.io import read_jsonl
+
+        rows = read_jsonl(source)
+    for index, row in enumerate(rows):
+        check_pair(source, index, row)
+    return dataset if source.is_dir() else Dataset.from_list(rows)
+
+
+def sample_items(ids: list[str], limit: int, seed: int) -> list[int]:
+    """Row indices of a seeded sample of about `limit` rows that keeps both orders of a pairwise item together
+    (curate names the swapped row ``<id>:swapped``), so a sample never teaches one position more than the other."""
+    groups: dict[str, list[int]] = {}
+    for index, row_id in enumerate(ids):
+        groups.setdefault(row_id.removesuffix(":swapped"), []).append(index)
+    order = list(groups.values())
+    random.Random(seed).shuffle(order)
+    picked: list[int] = []
+    for members in order:
+        if len(picked) >= limit:
+            break
+        picked += members
+    return sorted(picked)
+
+
+def fit_length(dataset, tokenizer, max_length: int):
+    """Drop pairs whose prompt + answer exceeds `max_length` tokens (truncation would cut off the verdict)."""
+    def lengths(row: dict[str, Any]) -> dict[str, int]:
+        longest = max(len(tokenizer.apply_chat_template(row["prompt"] + row[side], tokenize=True,
+                                                         return_dict=True)["input_ids"])
+                      for side in ("chosen", "rejected"))
+        return {"length": longest}
+
+    measured = dataset.map(lengths, desc="measuring pair lengths")
+    kept = measured.filter(lambda row: row["length"] <= max_length)
+    if len(kept) < len(measured):
+        log.warning("dropped %d of %d pairs longer than max_length=%d", len(measured) - len(kept), len(measured),
+                    max_length)
+    if len(kept) == 0:
+        raise ValueError(f"no pair fits max_length={max_length} tokens")
+    return kept
+
+
+# -- model --------------------------------------------------------------------------------------------
+def base_model_path(base: str) -> str:
+    """A transformers-loadable path for the base: the embedded model's converted folder, or `base` itself."""
+    if base == EMBEDDED_BASE:
+        from gavel.backends.embedded import embedded_hf_dir
+
+        return str(embedded_hf_dir())
+    return base
+
+
+def peft_config(config: TrainConfig):
+    if config.method != "lora":
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
+                      target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
+
+
+def dpo_args(config: TrainConfig, *, use_cpu: bool | None = None):
+    """The DPOConfig for `config` (builds without a GPU, so multi-GPU recipes can be checked anywhere)."""
+    import torch
+    from trl import DPOConfig
+
+    cpu = (not torch.cuda.is_available()) if use_cpu is None else use_cpu
+    args: dict[str, Any] = dict(
+        output_dir=str(config.output_dir / "checkpoints"),
+        loss_type=["sigmoid", "sft"], loss_weights=[1.0, config.nll_alpha], beta=config.beta,
+        learning_rate=config.learning_rate, num_train_epochs=config.epochs, max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
+        lr_scheduler_type=config.scheduler, warmup_steps=config.warmup_ratio, weight_decay=config.weight_decay,
+        max_length=config.max_length, truncation_mode="keep_start",
+        precompute_ref_log_probs=config.precompute_ref_log_probs,
+        bf16=config.bf16, gradient_checkpointing=config.gradient_checkpointing, use_cpu=cpu,
+        logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit, seed=config.seed, report_to="none",
+        dataloader_num_workers=0,
+    )
+    return DPOConfig(**(args | config.extra))
+
+
+# -- logging ------------------------------------------------------------------------------------------
+class _LossPart:
+    """A loss weight that records the term it multiplies, so the DPO and NLL parts are logged separately.
+
+    TRL computes ``loss += term.mean() * weight`` for each loss type; this object stands in for ``weight``.
+    """
+
+    def __init__(self, trainer, name: str, weight: float) -> None:
+        self.trainer, self.name, self.weight = trainer, name, weight
+
+    def __rmul__(self, term):
+        mode = "train" if self.trainer.model.training else "eval"
+        self.trainer._metrics[mode][self.name].append(float(term.detach()))
+        return term * self.weight
+
+
+def log_loss_parts(trainer) -> None:
+    names = {"sigmoid": "loss/dpo", "sft": "loss/nll"}
+    trainer.loss_weights = [_LossPart(trainer, names.get(t, f"loss/{t}"), float(w))
+                            for t, w in zip(trainer.loss_types, trainer.loss_weights, strict=True)]
+
+
+def metrics_callback(path: Path):
+    """A TrainerCallback appending every log entry to a JSONL file (survives a kill)."""
+    from transformers import TrainerCallback
+
+    class _Metrics(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and state.is_world_process_zero:
+                with path.open("a", encoding="utf-8") as sink:
+                    sink.write(json.dumps({"step": state.global_step, "epoch": state.epoch, **logs}) + "\n")
+
+    return _Metrics()
+
+
+def plot_losses(history: list[dict[str, Any]], path: Path) -> Path | None:
+    """Loss curves (total, DPO, NLL) and reward accuracy against the step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [h for h in history if "loss" in h and "step" in h]
+    if not rows:
+        return None
+    steps = [h["step"] for h in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, label in (("loss", "total"), ("loss/dpo", "DPO (sigmoid)"), ("loss/nll", "NLL on chosen")):
+        if all(key in h for h in rows):
+            left.plot(steps, [h[key] for h in rows], label=label)
+    left.set_xlabel("optimizer step")
+    left.set_ylabel("loss")
+    left.legend()
+    for key, label in (("rewards/accuracies", "reward accuracy"), ("rewards/margins", "reward margin")):
+        if all(key in h for h in rows):
+            right.plot(steps, [h[key] for h in rows], label=label)
+    right.set_xlabel("optimizer step")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# -- run ----------------------------------------------------------------------------------------------
+@dataclass
+class TrainOutcome:
+    output_dir: str
+    trained: str  # the adapter/ or model/ folder
+    pairs: int
+    steps: int
+    seconds: float
+    peak_rss_mb: float
+    resumed_from: str | None
+    final: dict[str, float]
+
+
+def last_checkpoint(output_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = output_dir / "checkpoints"
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def prepare_data(config: TrainConfig, tokenizer):
+    """Load, limit and length-filter the pairs, and save them under the output folder (TRL caches beside them)."""
+    from datasets import load_from_disk
+
+    saved = config.output_dir / "data"
+    if (saved / "dataset_info.json").exists():
+        return load_from_disk(str(saved))
+    dataset = load_pairs(config.data)
+    if config.limit and config.limit < len(dataset):
+        dataset = dataset.select(sample_items(dataset["id"], config.limit, config.seed))
+    dataset = fit_length(dataset, tokenizer, config.max_length)
+    dataset.save_to_disk(str(saved))
+    return load_from_disk(str(saved))
+
+
+def build_trainer(config: TrainConfig):
+    """Model, tokenizer, pairs and a DPOTrainer ready to train."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOTrainer
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    base = base_model_path(config.base)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dtype = torch.bfloat16 if config.bf16 else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+    dataset = prepare_data(config, tokenizer)
+    trainer = DPOTrainer(model=model, ref_model=None, args=dpo_args(config), train_dataset=dataset,
+                         processing_class=tokenizer, peft_config=peft_config(config),
+                         callbacks=[metrics_callback(config.output_dir / "metrics.jsonl")])
+    log_loss_parts(trainer)
+    return trainer
+
+
+def run(config: TrainConfig) -> TrainOutcome:
+    """Train (resuming from the last checkpoint if there is one), save the result, metrics and loss plot."""
+    config.output_dir.mkdir(parents=True, exist_ok=True)
+    (config.output_dir / "train_config.json").write_text(config.model_dump_json(indent=2))
+    trainer = build_trainer(config)
+    resume = last_checkpoint(config.output_dir)
+    start = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume)
+    seconds = time.perf_counter() - start
+    trained = config.output_dir / ("adapter" if config.method == "lora" else "model")
+    trainer.save_model(str(trained))
+    trainer.processing_class.save_pretrained(str(trained))
+    history = trainer.state.log_history
+    (config.output_dir / "log_history.json").write_text(json.dumps(history, indent=1))
+    plot_losses(_history_with_steps(config.output_dir), config.output_dir / "losses.png")
+    outcome = TrainOutcome(
+        output_dir=str(config.output_dir), trained=str(trained), pairs=len(trainer.train_dataset),
+        steps=trainer.state.global_step, seconds=round(seconds, 1),
+        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        resumed_from=resume, final={k: v for k, v in result.metrics.items() if isinstance(v, int | float)},
+    )
+    (config.output_dir / "train_summary.json").write_text(
+        json.dumps(asdict(outcome) | {"config": json.loads(config.model_dump_json())}, indent=2))
+    if config.export:
+        export_run(config)
+    return outcome
+
+
+def export_run(config: TrainConfig):
+    """Merged folder, plus GGUF and Modelfile when llama.cpp's converters are at hand (see gavel.train.export)."""
+    from gavel.train.export import export
+
+    base_gguf = None
+    if config.base == EMBEDDED_BASE:
+        from gavel.backends.embedded import embedded_gguf
+
+        base_gguf = embedded_gguf()
+    try:
+        return export(config.output_dir, Path(base_model_path(config.base)), base_gguf, config.method,
+                      gguf=config.export_gguf)
+    except RuntimeError as exc:  # no converter: the merged folder is there, the GGUF is not
+        log.warning("GGUF export skipped: %s", exc)
+        return None
+
+
+def _history_with_steps(output_dir: Path) -> list[dict[str, Any]]:
+    """Every logged step of this run and of the runs it resumed from (metrics.jsonl keeps them all)."""
+    path = output_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    rows: dict[int, dict[str, Any]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            if "loss" in row:
+                rows[row["step"]] = row  # a resumed run re-logs steps after the checkpoint: keep the latest
+    return [rows[s] for s in sorted(rows)]
