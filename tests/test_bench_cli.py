@@ -30,7 +30,7 @@ def test_bench_local_data_writes_report_and_resumes(tmp_path):
     _bench("-b", "llmbar-natural,mt-bench", "--limit", "3", "--both-orders", "-o", str(out))
     results = json.loads((out / "results.json").read_text())
     judges = results["benchmarks"]["llmbar-natural"]["judges"]
-    judge = judges["smollm2 (default)"]
+    judge = judges["default"]
     assert judge["metric"] == "accuracy" and judge["n"] == 3
     assert 0.0 <= judge["value"] <= 1.0
     assert judge["both_orders"]["consistency"] is not None and judge["both_orders"]["position_bias_a"] is not None
@@ -55,7 +55,7 @@ def test_bench_generic_file_formats_and_injection(tmp_path):
     _bench("--data", str(pairwise), "--formats", "default,json", "--injection", "-o", str(out))
     results = json.loads((out / "results.json").read_text())
     text = json.dumps(results)
-    assert "mine" in text and results["benchmarks"]["mine"]["judges"]["smollm2 (default)"]["injection"]["n"] == 2
+    assert "mine" in text and results["benchmarks"]["mine"]["judges"]["default"]["injection"]["n"] == 2
     assert (out / "items" / "mine" / "smollm2_default" / "json.jsonl").exists()
     assert (out / "items" / "mine" / "smollm2_default" / "default-injection.jsonl").exists()
     assert "json" in (out / "report.md").read_text()
@@ -108,7 +108,7 @@ def test_bench_data_carries_on_past_bad_rows_and_strict_refuses(tmp_path):
     result = _bench("--data", str(data), "-o", str(out))
     assert "1 bad row(s) left out" in result.output
     entry = json.loads((out / "results.json").read_text())["benchmarks"]["mine"]
-    assert entry["judges"]["smollm2 (default)"]["n"] == 3
+    assert entry["judges"]["default"]["n"] == 3
     assert [(e["row"], e["field"]) for e in entry["row_errors"]] == [(3, "label")]
     assert f"{data}, row 3, field 'label'" in (out / "report.md").read_text()
 
@@ -117,12 +117,12 @@ def test_bench_counts_one_result_per_id_whatever_is_on_disk(tmp_path):
     data = _labelled_pairs(tmp_path / "mine.jsonl", bad_row=False)
     out = tmp_path / "run"
     _bench("--data", str(data), "-o", str(out))
-    first = json.loads((out / "results.json").read_text())["benchmarks"]["mine"]["judges"]["smollm2 (default)"]
+    first = json.loads((out / "results.json").read_text())["benchmarks"]["mine"]["judges"]["default"]
     items = out / "items" / "mine" / "smollm2_default" / "default.jsonl"
     lines = items.read_text().splitlines()
     items.write_text("\n".join(lines + lines) + "\n")  # as if two runs had written into one output
     _bench("--data", str(data), "-o", str(out))
-    again = json.loads((out / "results.json").read_text())["benchmarks"]["mine"]["judges"]["smollm2 (default)"]
+    again = json.loads((out / "results.json").read_text())["benchmarks"]["mine"]["judges"]["default"]
     assert first["n"] == again["n"] == 4
     assert (again["value"], again["ci_low"], again["ci_high"]) == (first["value"], first["ci_low"], first["ci_high"])
 

@@ -84,7 +84,7 @@ class JobResult:
 
 
 def judge_label(spec: str | None) -> str:
-    return spec or "smollm2 (default)"
+    return spec or "default"
 
 
 # ---------------------------------------------------------------- loading
