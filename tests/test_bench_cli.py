@@ -38,7 +38,7 @@ def test_bench_local_data_writes_report_and_resumes(tmp_path):
     report = (out / "report.md").read_text()
     assert "llmbar-natural" in report and "mt-bench" in report and "Both orders" in report
     assert (out / "bars.png").stat().st_size > 0
-    items = out / "items" / "llmbar-natural" / "smollm2_default" / "default.jsonl"
+    items = out / "items" / "llmbar-natural" / "default" / "default.jsonl"
     lines = items.read_text().splitlines()
     assert len(lines) == 3 and all(len(json.loads(line)["result_by_order"]) == 2 for line in lines)
     before = items.stat().st_mtime_ns, items.read_bytes()
@@ -56,8 +56,8 @@ def test_bench_generic_file_formats_and_injection(tmp_path):
     results = json.loads((out / "results.json").read_text())
     text = json.dumps(results)
     assert "mine" in text and results["benchmarks"]["mine"]["judges"]["default"]["injection"]["n"] == 2
-    assert (out / "items" / "mine" / "smollm2_default" / "json.jsonl").exists()
-    assert (out / "items" / "mine" / "smollm2_default" / "default-injection.jsonl").exists()
+    assert (out / "items" / "mine" / "default" / "json.jsonl").exists()
+    assert (out / "items" / "mine" / "default" / "default-injection.jsonl").exists()
     assert "json" in (out / "report.md").read_text()
 
 
@@ -118,7 +118,7 @@ def test_bench_counts_one_result_per_id_whatever_is_on_disk(tmp_path):
     out = tmp_path / "run"
     _bench("--data", str(data), "-o", str(out))
     first = json.loads((out / "results.json").read_text())["benchmarks"]["mine"]["judges"]["default"]
-    items = out / "items" / "mine" / "smollm2_default" / "default.jsonl"
+    items = out / "items" / "mine" / "default" / "default.jsonl"
     lines = items.read_text().splitlines()
     items.write_text("\n".join(lines + lines) + "\n")  # as if two runs had written into one output
     _bench("--data", str(data), "-o", str(out))

@@ -26,7 +26,7 @@ def tiny_run(tmp_path_factory) -> tuple[Path, object]:
     config = {
         "seed": 1,
         "data_root": str(FIXTURES / "train"),
-        "teacher": {"model": None, "max_new_tokens": 24},  # the embedded SmolLM2-135M (llama.cpp)
+        "teacher": {"model": "smollm2", "max_new_tokens": 24},  # the embedded SmolLM2-135M (llama.cpp)
         "mix": {"total": 8, "critique_ratio": 0.5, "max_tokens": 1024, "max_critique_tokens": 60},
         "decontam": {"data_root": str(FIXTURES / "benchmarks")},
         "sources": {"shepherd": {}, "mr-gsm8k-pairs": {}, "prmbench": {}},

@@ -23,7 +23,7 @@ class SourceConfig(_Strict):
 
 
 class TeacherConfig(_Strict):
-    model: str | None = Field(None, description="gavel model spec; None = the embedded SmolLM2-135M")
+    model: str = Field("smollm2", description="gavel model spec; default: the untrained embedded SmolLM2-135M")
     max_new_tokens: int = Field(96, ge=8)
 
 
