@@ -193,7 +193,11 @@ def test_recipe_loads_with_stage_paths(tmp_path):
     recipe = load_recipe(REPO / "recipes" / "tiny-cpu.yaml", output_dir=tmp_path / "run")
     assert recipe.train.output_dir == tmp_path / "run" / "train"
     assert recipe.curate.config == (REPO / "configs" / "curate" / "cpu.yaml").resolve()
-    assert base_spec(recipe.train) == "hf:smollm2" and trained_spec(recipe.train).endswith("train/merged")
+    # the embedded base and its LoRA adapter are compared over llama.cpp, the engine the shipped judge uses
+    assert base_spec(recipe.train) == "smollm2"
+    assert trained_spec(recipe.train) == f"smollm2+{tmp_path / 'run' / 'train' / 'adapter.gguf'}"
+    no_gguf = recipe.train.model_copy(update={"export_gguf": False})
+    assert base_spec(no_gguf) == "hf:smollm2" and trained_spec(no_gguf).endswith("train/merged")
     assert set(recipe.bench.pairwise) >= {"llmbar-natural", "llmbar-adversarial", "hhh", "mt-bench-human", "auto-j"}
 
 

@@ -10,6 +10,8 @@ spec                            backend
 ``smollm2``                     the embedded SmolLM2-135M-Instruct GGUF alone (the untrained base), llama.cpp
 ``hf:smollm2``                  the embedded base through transformers (converted once to safetensors)
 ``path/to/model.gguf``          llama.cpp on that GGUF file (``llamacpp:PATH`` says so explicitly)
+``GGUF_SPEC+adapter.gguf``      a llama.cpp spec with a LoRA adapter (GGUF) applied at load, e.g.
+                                ``smollm2+runs/tiny-cpu/train/adapter.gguf`` (what ``gavel train`` writes)
 ``path/to/folder``              transformers on a local model folder (``hf:PATH`` says so explicitly)
 ``hf:ORG/NAME``, ``ORG/NAME``   transformers on a hub id (where the hub is reachable)
 ``ollama:NAME``                 Ollama's OpenAI-compatible API (``$OLLAMA_HOST``, default localhost:11434)
@@ -44,6 +46,8 @@ class ModelSpec:
 def parse_spec(spec: str | None) -> ModelSpec:
     """Turn a model-spec string into a ModelSpec (see the module docstring for the forms)."""
     text = (spec or DEFAULT_SPEC).strip()
+    if "+" in text and text.endswith(".gguf"):
+        return _with_adapter(text)
     if text in ("default", "gavel"):
         from gavel.backends.embedded import embedded_gguf, judge_adapter
 
@@ -83,6 +87,16 @@ def parse_spec(spec: str | None) -> ModelSpec:
         f"model spec {text!r}: not a .gguf file, a model folder, a hub id (org/name), or one of "
         "ollama:NAME, openai:MODEL[@URL], URL#MODEL, vllm:MODEL, hf:MODEL"
     )
+
+
+def _with_adapter(text: str) -> ModelSpec:
+    """``BASE+ADAPTER.gguf``: the llama.cpp spec BASE with a LoRA adapter applied at load."""
+    base_text, _, adapter = text.rpartition("+")
+    base = parse_spec(base_text)
+    if base.kind != "llama.cpp" or "lora_path" in base.options:
+        raise ValueError(f"model spec {text!r}: a LoRA adapter needs a plain llama.cpp base (smollm2 or a .gguf), "
+                         f"not {base_text!r}")
+    return ModelSpec("llama.cpp", base.model, options={"lora_path": adapter})
 
 
 def load_backend(spec: str | None = None, **options) -> Backend:

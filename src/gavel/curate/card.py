@@ -77,7 +77,8 @@ def markdown(data: dict[str, Any]) -> str:
         "",
         f"{data['rows']} preference pairs (TRL conversational format: prompt / chosen / rejected), "
         f"built by `gavel curate` with seed {cfg['seed']}, teacher `{cfg['teacher']['model'] or 'embedded'}` "
-        f"(max {cfg['teacher']['max_new_tokens']} new tokens), total wall time {data['wall_seconds_total']} s.",
+        f"(max {cfg['teacher']['max_new_tokens']} new tokens; rejected critiques: "
+        f"{cfg['teacher'].get('rejected', 'teacher')}), total wall time {data['wall_seconds_total']} s.",
         "",
         "## Counts per source and stage",
         "",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -25,6 +26,9 @@ class SourceConfig(_Strict):
 class TeacherConfig(_Strict):
     model: str = Field("smollm2", description="gavel model spec; default: the untrained embedded SmolLM2-135M")
     max_new_tokens: int = Field(96, ge=8)
+    rejected: Literal["teacher", "flipped"] = Field(
+        "teacher", description="teacher: the teacher argues for a wrong verdict (the paper); flipped: the chosen "
+        "critique ending in the wrong verdict, no teacher call (teaches the verdict to follow the critique)")
 
 
 class RewardModelConfig(_Strict):

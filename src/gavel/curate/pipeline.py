@@ -180,7 +180,8 @@ def teacher_calls(selected: dict[str, list[Item]], kinds: dict[str, str], config
             assert item.record.label is not None
             if not (config.sources[source].use_source_critique and item.critique):
                 calls.append(make_call(item.id, item.record, "chosen", item.record.label))
-            calls.append(make_call(item.id, item.record, "rejected", rejected_label(config.seed, item)))
+            if config.teacher.rejected == "teacher":
+                calls.append(make_call(item.id, item.record, "rejected", rejected_label(config.seed, item)))
     return calls
 
 
@@ -200,6 +201,10 @@ def build_pairs(selected: dict[str, list[Item]], kinds: dict[str, str], outputs:
             for role, target in (("chosen", gold), ("rejected", wrong)):
                 if role == "chosen" and config.sources[source].use_source_critique and item.critique:
                     critiques[role] = item.critique
+                    continue
+                if role == "rejected" and config.teacher.rejected == "flipped":
+                    if "chosen" in critiques:
+                        critiques[role] = critiques["chosen"]
                     continue
                 row = outputs.get(f"{item.id}#{role}")
                 verdict = check(item.record.task, row or {"status": "error"}, target)

@@ -84,13 +84,22 @@ def curate_stage(recipe: Recipe, console) -> Path:
 
 
 def trained_spec(train: TrainConfig) -> str:
-    """A model spec for the trained judge: its merged transformers folder."""
-    return str(train.output_dir / ("merged" if train.method == "lora" else "model"))
+    """A model spec for the trained judge: over llama.cpp where a GGUF was written (what ships), else the
+    trained transformers folder."""
+    out = train.output_dir
+    if train.export_gguf and train.method == "lora" and train.base == EMBEDDED_BASE:
+        return f"smollm2+{out / 'adapter.gguf'}"
+    if train.export_gguf and train.method == "full":
+        return str(out / "model.gguf")
+    return str(out / ("merged" if train.method == "lora" else "model"))
 
 
 def base_spec(train: TrainConfig) -> str:
-    """The base through the same engine as the trained judge (transformers), so only the weights differ."""
-    return "hf:smollm2" if train.base == EMBEDDED_BASE else f"hf:{train.base}"
+    """The base through the same engine as the trained judge, so only the weights differ."""
+    spec = trained_spec(train)
+    if train.base == EMBEDDED_BASE:
+        return "smollm2" if spec.endswith(".gguf") else "hf:smollm2"
+    return f"hf:{train.base}"
 
 
 def bench_stage(recipe: Recipe, mode: str, names: list[str], limit: int | None, judges: list[str]) -> Path:
