@@ -3,10 +3,16 @@ CPU's fp32 limit that the best setting reaches.
 
 Each setting runs in its own process (a clean peak-RSS figure) for a few optimizer steps on the same pairs:
 
-- baseline            the recipe as committed (LoRA r16, reference forward every step, max_length 768)
+- baseline            recipes/tiny-cpu.yaml's train section (LoRA r16, reference forward every step, batch 1,
+                      max_length 1024), with 2 pairs per optimizer step
 - precomputed-ref     reference log-probs computed once before training (`precompute_ref_log_probs`)
-- max-length-512      pairs over 512 tokens dropped, so every step is shorter
+- max-length-768      pairs over 768 tokens dropped, so every step is shorter
 - full-ft             full fine-tuning instead of LoRA (for the FLOP count: 6 N per token)
+- batch-4             four pairs per forward pass, padded to the longest (tokens/s counts real tokens only)
+- batch-4-length-grouped   the same with length-grouped batches (less padding)
+
+Padding-free batches are not measured: TRL's DPO trainer (1.16) warns and falls back to padding for
+`padding_free`, and at batch size 1 (the recipe) the only padding is between a pair's chosen and rejected sides.
 
 FLOPs counted per trained token (N = parameters, both sequences of a pair counted): policy forward 2N, backward
 4N for full fine-tuning or 2N for LoRA (activation gradients only; the adapter's own weight gradients are under
@@ -27,11 +33,14 @@ import tempfile
 import time
 from pathlib import Path
 
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny-cpu.yaml"
 SETTINGS = {
     "baseline": {},
     "precomputed-ref": {"precompute_ref_log_probs": True},
-    "max-length-512": {"max_length": 512},
+    "max-length-768": {"max_length": 768},
     "full-ft": {"method": "full", "learning_rate": 1e-5},
+    "batch-4": {"batch_size": 4, "grad_accum": 1},
+    "batch-4-length-grouped": {"batch_size": 4, "grad_accum": 1, "group_by_length": True},
 }
 
 
@@ -51,13 +60,13 @@ def one_setting(data: str, pairs: int, steps: int, changes: dict) -> dict:
     """Train `steps` optimizer steps (after one warm-up step) and measure them."""
     from transformers import TrainerCallback
 
-    from gavel.train.config import TrainConfig
+    from gavel.train.config import load_train_config
     from gavel.train.trainer import build_trainer
 
     out = Path(tempfile.mkdtemp(prefix="gavel-throughput-"))
-    config = TrainConfig(**({"data": data, "output_dir": out, "limit": pairs, "batch_size": 1, "grad_accum": 2,
-                             "max_steps": steps + 1, "save_steps": 10_000, "export": False, "max_length": 768}
-                            | changes))
+    recipe = load_train_config(RECIPE, data=Path(data), output_dir=out, limit=pairs, grad_accum=2,
+                               max_steps=steps + 1, save_steps=10_000, export=False)
+    config = recipe.model_copy(update=changes)
     trainer = build_trainer(config)
     marks: list[tuple[float, int]] = []
 

@@ -183,6 +183,25 @@ def test_assign_kinds_follows_the_ratio_and_prefers_trusted_critiques():
     assert len(critique) == 3 and all(i.critique for i in critique)
 
 
+def test_flipped_rejected_needs_no_teacher_call_and_ends_in_the_wrong_verdict():
+    from gavel.curate.pipeline import Report, build_pairs, teacher_calls
+
+    trusted, bare = _item(1, source="shepherd", critique="It is wrong."), _item(2, source="shepherd", critique=None)
+    selected = {"shepherd": [trusted, bare]}
+    kinds = {trusted.id: "critique", bare.id: "critique"}
+    config = CurateConfig.model_validate({"sources": {"shepherd": {}}, "teacher": {"rejected": "flipped"}})
+    calls = teacher_calls(selected, kinds, config)
+    assert [(c.item_id, c.role) for c in calls] == [(bare.id, "chosen")]  # no rejected calls at all
+    outputs = {f"{bare.id}#chosen": {"status": "ok", "result": "3",
+                                     "raw_output": "**Reasoning:** Short but fine.\n\n**Result:** 3"}}
+    pairs = {p.id: p for p in build_pairs(selected, kinds, outputs, config, Report(config={}))}
+    assert pairs[trusted.id].rejected_critique == pairs[trusted.id].chosen_critique == "It is wrong."
+    assert pairs[trusted.id].rejected_label != pairs[trusted.id].chosen_label == "3"
+    assert pairs[bare.id].rejected_critique == pairs[bare.id].chosen_critique == "Short but fine."
+    teacher = CurateConfig.model_validate({"sources": {"shepherd": {}}})
+    assert {c.role for c in teacher_calls(selected, kinds, teacher)} == {"chosen", "rejected"}
+
+
 def test_swap_positions_and_flipped_pairs():
     assert swap_positions("Response A is better than Response B.") == "Response B is better than Response A."
     item = _item(1, task="pairwise", label="A")

@@ -175,6 +175,8 @@ def test_selene_recipe_builds_trainer_arguments():
     assert config.method == "full" and config.bf16 and config.base == "meta-llama/Llama-3.1-8B-Instruct"
     assert peft_config(config) is None
     args = dpo_args(config)  # without a GPU this builds with use_cpu=True; on the cluster, False
+    assert args.train_sampling_strategy == "random"
+    assert dpo_args(config.model_copy(update={"group_by_length": True})).train_sampling_strategy == "group_by_length"
     assert args.loss_type == ["sigmoid", "sft"] and args.loss_weights == [1.0, config.nll_alpha]
     assert args.bf16 and args.gradient_checkpointing and args.precompute_ref_log_probs
     assert args.per_device_train_batch_size * args.gradient_accumulation_steps * 8 == 128
@@ -230,3 +232,36 @@ def test_sample_keeps_both_orders_together():
     assert 10 <= len(picked) <= 11
     assert all(f"{name}:swapped" in chosen for name in chosen if name.startswith("item") and ":" not in name)
     assert sample_items(ids, 10, seed=3) == picked and sample_items(ids, 10, seed=4) != picked
+
+
+def test_recipe_report_has_deltas_baselines_and_pairwise_means(tmp_path):
+    from gavel.bench.report import safe_name
+    from gavel.train.recipe import compare, load_recipe, write_report
+
+    base, trained = "smollm2", "smollm2+run/adapter.gguf"
+    folder = tmp_path / "bench-verdict"
+    rows = {base: [_pair_row(i, "A") for i in range(20)], trained: [_pair_row(i, "A" if i % 2 else "B") for i in
+                                                                    range(20)]}
+    for judge, judged in rows.items():
+        path = folder / "items" / "llmbar-natural" / safe_name(judge) / "default.jsonl"
+        path.parent.mkdir(parents=True)
+        path.write_text("".join(json.dumps(r) + "\n" for r in judged))
+    summary = {"metric": "accuracy", "ci_low": 0.0, "ci_high": 1.0}
+    judges = {base: summary | {"value": 0.5, "both_orders": {"consistency": 0.1, "accuracy_order_mean": 0.5,
+                                                             "position_bias_a": 0.9}},
+              trained: summary | {"value": 1.0, "both_orders": {"consistency": 0.6, "accuracy_order_mean": 0.8,
+                                                                "position_bias_a": 0.5}},
+              "baseline:random": {"value": 0.45}, "baseline:always-a": {"value": 0.5},
+              "baseline:longer-wins": {"value": 0.65}}
+    (folder / "results.json").write_text(json.dumps({"benchmarks": {"llmbar-natural": {"task": "pairwise",
+                                                                                       "judges": judges}}}))
+    comparison = compare(folder, base, trained)
+    assert comparison["llmbar-natural"]["delta"] == pytest.approx(0.5)
+    assert comparison["llmbar-natural"]["baselines"] == {"random": 0.45, "always-a": 0.5, "longer-wins": 0.65}
+    recipe = load_recipe(REPO / "recipes" / "tiny-cpu.yaml", output_dir=tmp_path)
+    report = write_report(recipe, {"verdict": comparison}, {"pairs": 8, "steps": 2}, (base, trained)).read_text()
+    assert "0.450 / 0.500 / 0.650" in report and "0.100 -> 0.600" in report
+    assert "consistency 0.100 -> 0.600" in report and "order-mean accuracy 0.500 -> 0.800" in report
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["pairwise_summary"]["verdict"]["trained_position_bias_a"] == 0.5
+    assert saved["judges"] == {"base": base, "trained": trained}

@@ -54,7 +54,7 @@ class TrainConfig(BaseModel):
     seed: int = 42
     # work-saving and hardware options
     precompute_ref_log_probs: bool = False
-    group_by_length: bool = False
+    group_by_length: bool = Field(False, description="batches of similar length (less padding when batch_size > 1)")
     bf16: bool = False
     gradient_checkpointing: bool = False
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: all cores)")

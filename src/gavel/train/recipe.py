@@ -153,7 +153,8 @@ def status_stats(rows: list[dict[str, Any]]) -> dict[str, float | None]:
 
 
 def compare(folder: Path, base: str, trained: str, seed: int = 0) -> dict[str, dict[str, Any]]:
-    """Per benchmark: both judges' summaries (from results.json), status stats and the paired delta."""
+    """Per benchmark: both judges' summaries (from results.json), status stats, the paired delta and the no-model
+    baselines' primary values on the same items."""
     results = json.loads((folder / "results.json").read_text())
     out = {}
     for bench, entry in results["benchmarks"].items():
@@ -162,8 +163,10 @@ def compare(folder: Path, base: str, trained: str, seed: int = 0) -> dict[str, d
             continue
         task = entry["task"]
         base_rows, trained_rows = _rows(folder, bench, base), _rows(folder, bench, trained)
-        out[bench] = {"base": per_judge[base] | status_stats(base_rows),
-                      "trained": per_judge[trained] | status_stats(trained_rows),
+        baselines = {name.removeprefix("baseline:"): summary.get("value")
+                     for name, summary in per_judge.items() if name.startswith("baseline:")}
+        out[bench] = {"task": task, "base": per_judge[base] | status_stats(base_rows),
+                      "trained": per_judge[trained] | status_stats(trained_rows), "baselines": baselines,
                       **paired_delta(base_rows, trained_rows, task, seed)}
     return out
 
@@ -179,27 +182,63 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def write_report(recipe: Recipe, comparisons: dict[str, dict[str, Any]], train_summary: dict[str, Any]) -> Path:
+def _arrow(row: dict[str, Any], key: str) -> str:
+    return f"{_fmt(_metric(row['base'], key))} -> {_fmt(_metric(row['trained'], key))}"
+
+
+def pairwise_summary(rows: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    """Means over the pairwise benchmarks, base and trained: the issue's headline figures."""
+    pairwise = [r for r in rows.values() if r.get("task") == "pairwise"]
+    out: dict[str, float | None] = {"n_benchmarks": len(pairwise)}
+    for key in ("value", "accuracy_order_mean", "consistency", "position_bias_a", "parse_failure_rate"):
+        for side in ("base", "trained"):
+            values = [_metric(r[side], key) for r in pairwise]
+            values = [v for v in values if v is not None]
+            out[f"{side}_{key}"] = float(np.mean(values)) if values else None
+    return out
+
+
+def _mode_lines(mode: str, rows: dict[str, dict[str, Any]]) -> list[str]:
+    lines = [f"## {mode} mode", "",
+             "| benchmark | metric | base [95% CI] | trained [95% CI] | delta [95% CI] | order-mean accuracy "
+             "| consistency | share of A | parse failures | ok rate | median tokens "
+             "| baselines: random / always-a / longer-wins |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for bench, row in rows.items():
+        b, t = row["base"], row["trained"]
+        base_lines = " / ".join(_fmt(row["baselines"].get(k)) for k in ("random", "always-a", "longer-wins"))
+        lines.append(
+            f"| {bench} | {b.get('metric')} | {_fmt(b.get('value'))} [{_fmt(b.get('ci_low'))}, "
+            f"{_fmt(b.get('ci_high'))}] | {_fmt(t.get('value'))} [{_fmt(t.get('ci_low'))}, {_fmt(t.get('ci_high'))}] "
+            f"| {_fmt(row['delta'])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}] "
+            f"| {_arrow(row, 'accuracy_order_mean')} | {_arrow(row, 'consistency')} | {_arrow(row, 'position_bias_a')} "
+            f"| {_arrow(row, 'parse_failure_rate')} | {_arrow(row, 'ok_rate')} "
+            f"| {b.get('median_completion_tokens')} -> {t.get('median_completion_tokens')} | {base_lines} |")
+    summary = pairwise_summary(rows)
+    if summary["n_benchmarks"]:
+        lines += ["", f"Pairwise means over {summary['n_benchmarks']} benchmarks, base -> trained: accuracy "
+                  f"(orders combined) {_fmt(summary['base_value'])} -> {_fmt(summary['trained_value'])}; "
+                  f"order-mean accuracy {_fmt(summary['base_accuracy_order_mean'])} -> "
+                  f"{_fmt(summary['trained_accuracy_order_mean'])}; consistency {_fmt(summary['base_consistency'])} "
+                  f"-> {_fmt(summary['trained_consistency'])}; share of A {_fmt(summary['base_position_bias_a'])} -> "
+                  f"{_fmt(summary['trained_position_bias_a'])}."]
+    return [*lines, ""]
+
+
+def write_report(recipe: Recipe, comparisons: dict[str, dict[str, Any]], train_summary: dict[str, Any],
+                 judges: tuple[str, str]) -> Path:
     lines = [f"# gavel recipe: {recipe.name}", "",
+             f"Base `{judges[0]}` against trained `{judges[1]}` on the same seeded items (seed {recipe.bench.seed}). "
              f"Trained {train_summary.get('pairs')} pairs, {train_summary.get('steps')} steps in "
-             f"{train_summary.get('seconds')} s, peak RSS {train_summary.get('peak_rss_mb')} MB.", ""]
+             f"{train_summary.get('seconds')} s, peak RSS {train_summary.get('peak_rss_mb')} MB. The delta is trained "
+             "minus base with a paired bootstrap CI (items resampled jointly).", ""]
     for mode, rows in comparisons.items():
-        lines += [f"## {mode} mode", "", "| benchmark | metric | base [95% CI] | trained [95% CI] | delta [95% CI] "
-                  "| consistency base -> trained | ok rate base -> trained | median tokens base -> trained |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for bench, row in rows.items():
-            b, t = row["base"], row["trained"]
-            lines.append(
-                f"| {bench} | {b.get('metric')} | {_fmt(b.get('value'))} [{_fmt(b.get('ci_low'))}, "
-                f"{_fmt(b.get('ci_high'))}] | {_fmt(t.get('value'))} [{_fmt(t.get('ci_low'))}, "
-                f"{_fmt(t.get('ci_high'))}] | {_fmt(row['delta'])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}] "
-                f"| {_fmt(_metric(b, 'consistency'))} -> {_fmt(_metric(t, 'consistency'))} "
-                f"| {_fmt(b.get('ok_rate'))} -> {_fmt(t.get('ok_rate'))} "
-                f"| {b.get('median_completion_tokens')} -> {t.get('median_completion_tokens')} |")
-        lines.append("")
+        lines += _mode_lines(mode, rows)
     path = recipe.output_dir / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
-    (recipe.output_dir / "report.json").write_text(json.dumps({"train": train_summary, **comparisons}, indent=1))
+    summaries = {mode: pairwise_summary(rows) for mode, rows in comparisons.items()}
+    (recipe.output_dir / "report.json").write_text(json.dumps(
+        {"train": train_summary, "judges": {"base": judges[0], "trained": judges[1]},
+         "pairwise_summary": summaries, **comparisons}, indent=1))
     return path
 
 
@@ -222,4 +261,4 @@ def run(recipe: Recipe, console=None) -> Path:
         if names:
             folder = bench_stage(recipe, mode, names, limit, [base, trained])
             comparisons[mode] = compare(folder, judge_label(base), judge_label(trained), recipe.bench.seed)
-    return write_report(recipe, comparisons, summary)
+    return write_report(recipe, comparisons, summary, (base, trained))

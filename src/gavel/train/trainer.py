@@ -134,6 +134,7 @@ def dpo_args(config: TrainConfig, *, use_cpu: bool | None = None):
         lr_scheduler_type=config.scheduler, warmup_steps=config.warmup_ratio, weight_decay=config.weight_decay,
         max_length=config.max_length, truncation_mode="keep_start",
         precompute_ref_log_probs=config.precompute_ref_log_probs,
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         bf16=config.bf16, gradient_checkpointing=config.gradient_checkpointing, use_cpu=cpu,
         logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps,
         save_total_limit=config.save_total_limit, seed=config.seed, report_to="none",
