@@ -575,7 +575,9 @@ def test_15_ctrl_c_on_the_cli_saves_rows_and_the_error_file(tmp_path):
     out = tmp_path / "out.jsonl"
     command = [sys.executable, "-m", "gavel.cli", "judge", str(source), "-o", str(out), "--max-new-tokens", "24",
                "-q"]
-    process = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell's background job starts with SIGINT ignored, and Python keeps it so: give the child the default back
+    process = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and (not out.exists() or out.read_bytes().count(b"\n") < 2):
         time.sleep(0.2)
