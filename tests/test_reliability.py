@@ -582,7 +582,10 @@ def test_15_ctrl_c_on_the_cli_saves_rows_and_the_error_file(tmp_path):
     while time.monotonic() < deadline and (not out.exists() or out.read_bytes().count(b"\n") < 2):
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
+    try:
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()  # never leave a judge running after a failed test
     assert process.returncode == 130, stderr
     done = _lines(out)  # whole lines only
     assert len(done) >= 2 and len({r["id"] for r in done}) == len(done)
