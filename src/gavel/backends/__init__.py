@@ -49,9 +49,9 @@ def parse_spec(spec: str | None) -> ModelSpec:
     if "+" in text and text.endswith(".gguf"):
         return _with_adapter(text)
     if text in ("default", "gavel"):
-        from gavel.backends.embedded import embedded_gguf, judge_adapter
+        from gavel.backends.embedded import judge_adapter
 
-        return ModelSpec("llama.cpp", str(embedded_gguf()), options={"lora_path": str(judge_adapter())})
+        return _with_adapter(f"smollm2+{judge_adapter()}")
     if text in ("smollm2", "embedded"):
         from gavel.backends.embedded import embedded_gguf
 

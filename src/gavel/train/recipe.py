@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from gavel.bench.baselines import BASELINES
 from gavel.train.config import EMBEDDED_BASE, TrainConfig, read_yaml
 
 
@@ -202,10 +203,10 @@ def _mode_lines(mode: str, rows: dict[str, dict[str, Any]]) -> list[str]:
     lines = [f"## {mode} mode", "",
              "| benchmark | metric | base [95% CI] | trained [95% CI] | delta [95% CI] | order-mean accuracy "
              "| consistency | share of A | parse failures | ok rate | median tokens "
-             "| baselines: random / always-a / longer-wins |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"| baselines: {' / '.join(BASELINES)} |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for bench, row in rows.items():
         b, t = row["base"], row["trained"]
-        base_lines = " / ".join(_fmt(row["baselines"].get(k)) for k in ("random", "always-a", "longer-wins"))
+        base_lines = " / ".join(_fmt(row["baselines"].get(k)) for k in BASELINES)
         lines.append(
             f"| {bench} | {b.get('metric')} | {_fmt(b.get('value'))} [{_fmt(b.get('ci_low'))}, "
             f"{_fmt(b.get('ci_high'))}] | {_fmt(t.get('value'))} [{_fmt(t.get('ci_low'))}, {_fmt(t.get('ci_high'))}] "
