@@ -1,7 +1,7 @@
-"""Backend contract: the generation settings of a Request (temperature, output length) reach every backend's
-model call, so a retry that samples really samples. Runs each backend class that can run here on the real
-embedded model: llama.cpp and transformers in-process, and the OpenAI-compatible backend against the real
-llama.cpp server on loopback, its requests seen on the wire through a recording httpx transport.
+"""Backend contract: the generation settings of a Request (temperature, output length, repetition penalty)
+reach every backend's model call, so a retry that samples really samples. Runs each backend class that can run
+here on the real embedded model: llama.cpp and transformers in-process, and the OpenAI-compatible backend against
+the real llama.cpp server on loopback, its requests seen on the wire through a recording httpx transport.
 (vLLM needs a CUDA GPU and is not installed here.)"""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import httpx
 import pytest
 
 from gavel.backends import load_backend
-from gavel.backends.base import Request
+from gavel.backends.base import REPETITION_PENALTY, Request
 from gavel.backends.openai_compat import VERDICT_MAX_TOKENS, OpenAIBackend
 
 REQUESTS = [
     Request(messages=[{"role": "user", "content": "Is 2+2=4? Answer Yes or No."}], labels=("Yes", "No"),
-            critique=True, max_new_tokens=6, temperature=0.0),
+            critique=True, max_new_tokens=6, temperature=0.0, repetition_penalty=1.0),
     Request(messages=[{"role": "user", "content": "Is 2+2=5? Answer Yes or No."}], labels=("Yes", "No"),
             critique=True, max_new_tokens=5, temperature=0.7),
     Request(messages=[{"role": "user", "content": "Which is right, A: 4 or B: 5?"}], labels=("A", "B"),
@@ -72,6 +72,7 @@ def test_llamacpp_backend_samples_with_each_requests_settings() -> None:
     assert all(r.error is None for r in replies)
     assert [c["temp"] for c in calls] == [0.0, 0.7]  # the critique requests; verdict mode generates nothing
     assert [c["top_k"] for c in calls] == [1, 0]  # greedy, then sampling over the whole vocabulary
+    assert [c["repeat_penalty"] for c in calls] == [1.0, REPETITION_PENALTY]
     assert [r.completion_tokens for r in replies[:2]] <= [6 + 1, 5 + 1]  # max_new_tokens, plus the verdict
 
 
@@ -85,5 +86,6 @@ def test_transformers_backend_samples_with_each_requests_settings() -> None:
         _recording(backend.model, "generate", calls)
         replies = backend.run(REQUESTS)
     assert all(r.error is None for r in replies)
-    settings = sorted((c["max_new_tokens"], c["do_sample"], c.get("temperature")) for c in calls)
-    assert settings == [(5, True, 0.7), (6, False, None)]
+    settings = sorted((c["max_new_tokens"], c["do_sample"], c.get("temperature"), c["repetition_penalty"])
+                      for c in calls)
+    assert settings == [(5, True, 0.7, REPETITION_PENALTY), (6, False, None, 1.0)]

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from gavel.backends.base import RESULT_TAG
+from gavel.backends.base import REPETITION_PENALTY, RESULT_TAG
 from gavel.backends.vllm_backend import VLLMBackend, continuation, import_vllm
 
 
@@ -72,11 +72,11 @@ def test_sampling_settings_come_from_each_request(monkeypatch: pytest.MonkeyPatc
                                                              __version__="stub"))
     backend = VLLMBackend("stub")
     requests = [Request(messages=[{"role": "user", "content": "q one"}], labels=("A", "B"), critique=True,
-                        max_new_tokens=9, temperature=0.0),
+                        max_new_tokens=9, temperature=0.0, repetition_penalty=1.0),
                 Request(messages=[{"role": "user", "content": "q two"}], labels=("A", "B"), critique=True,
                         max_new_tokens=7, temperature=0.7)]
     replies = backend.run(requests)
     assert [r.error for r in replies] == [None, None]
-    critique = [(p["temperature"], p["max_tokens"]) for p in made if p["max_tokens"] > 1]
-    assert critique == [(0.0, 9), (0.7, 7)]
+    critique = [(p["temperature"], p["max_tokens"], p["repetition_penalty"]) for p in made if p["max_tokens"] > 1]
+    assert critique == [(0.0, 9, 1.0), (0.7, 7, REPETITION_PENALTY)]
     assert [p["temperature"] for p in made if p["max_tokens"] == 1] == [0.0]  # the verdict is read, not sampled

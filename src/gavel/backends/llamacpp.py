@@ -112,15 +112,16 @@ class LlamaCppBackend(Backend):
         llm.eval(tokens[llm.n_tokens:])
         return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).copy()
 
-    def _generate(self, tokens: list[int], max_new_tokens: int, temperature: float) -> tuple[str, bool, int]:
+    def _generate(self, tokens: list[int], request: Request) -> tuple[str, bool, int]:
         """Greedy (or sampled) continuation until a result tag, end of turn or the limit.
 
         Returns (critique text, whether the model wrote the tag itself, tokens generated).
         """
         out: list[int] = []
         text = ""
+        temperature = request.temperature
         for token in self.llm.generate(tokens, temp=temperature, top_k=0 if temperature else 1, top_p=1.0,
-                                       min_p=0.0, repeat_penalty=1.0):
+                                       min_p=0.0, repeat_penalty=request.repetition_penalty):
             if token in self._eos:
                 break
             out.append(token)
@@ -128,7 +129,7 @@ class LlamaCppBackend(Backend):
             critique, wrote_tag = cut_at_result(text)
             if wrote_tag:
                 return critique, True, len(out)
-            if len(out) >= max_new_tokens:
+            if len(out) >= request.max_new_tokens:
                 break
         return text, False, len(out)
 
@@ -149,7 +150,7 @@ class LlamaCppBackend(Backend):
             critique, wrote_tag, generated = "", False, 0
             if request.critique:
                 opened = self._encode(prompt + REASONING_TAG)
-                critique, wrote_tag, generated = self._generate(opened, request.max_new_tokens, request.temperature)
+                critique, wrote_tag, generated = self._generate(opened, request)
             final = self._encode(prompt + continuation(critique, request.critique))
             if len(final) >= self.llm.n_ctx():  # re-tokenising the critique took more room than generating it
                 raise InputTooLong(len(tokens), len(tokens) + self.llm.n_ctx() - len(final) - 1)

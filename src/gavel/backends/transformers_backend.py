@@ -79,12 +79,15 @@ class TransformersBackend(Backend):
             out = self.model(**self._batch(texts), logits_to_keep=1)
         return out.logits[:, -1, :].float().cpu().numpy()
 
-    def _generate(self, prompts: list[str], max_new_tokens: int, temperature: float) -> list[tuple[str, bool, int]]:
+    def _generate(self, prompts: list[str], request: Request) -> list[tuple[str, bool, int]]:
+        """Critiques for prompts that share `request`'s settings (its token limit is the chunk's largest)."""
         inputs = self._batch(prompts)
+        temperature = request.temperature
         sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        sampling["repetition_penalty"] = request.repetition_penalty
         with self.torch.inference_mode():
             output = self.model.generate(
-                **inputs, max_new_tokens=max_new_tokens, stop_strings=[RESULT_TAG, "**Result**:"],
+                **inputs, max_new_tokens=request.max_new_tokens, stop_strings=[RESULT_TAG, "**Result**:"],
                 tokenizer=self.tokenizer, pad_token_id=self.tokenizer.pad_token_id, top_p=None, top_k=None, **sampling,
             )
         new_tokens = output[:, inputs["input_ids"].shape[1]:]
@@ -129,8 +132,8 @@ class TransformersBackend(Backend):
         critique_mode = requests[0].critique
         generated = [("", False, 0)] * len(requests)
         if critique_mode:
-            generated = self._generate([p + REASONING_TAG for p in prompts], max(r.max_new_tokens for r in requests),
-                                       requests[0].temperature)
+            longest = max(requests, key=lambda r: r.max_new_tokens)
+            generated = self._generate([p + REASONING_TAG for p in prompts], longest)
         tails = [continuation(text, critique_mode) for text, _, _ in generated]
         logits = self._last_logits([p + t for p, t in zip(prompts, tails, strict=True)])
         elapsed = (time.perf_counter() - start) / len(requests)

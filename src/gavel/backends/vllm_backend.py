@@ -121,7 +121,8 @@ class VLLMBackend(Backend):
                 replies[i].text = RESULT_TAG
             return
         params = [self._sampling_params(temperature=requests[i].temperature, max_tokens=requests[i].max_new_tokens,
-                                        stop=list(RESULT_STOPS)) for i in todo]
+                                        repetition_penalty=requests[i].repetition_penalty, stop=list(RESULT_STOPS))
+                  for i in todo]
         prompts = [{"prompt_token_ids": self._ids(rendered[i])} for i in todo]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         for i, output in zip(todo, outputs, strict=True):
