@@ -84,7 +84,7 @@ def one_setting(data: str, pairs: int, steps: int, changes: dict) -> dict:
     return {"s_per_step": (t1 - t0) / (len(marks) - 1), "tokens_per_s": tokens_per_s,
             "gflops": tokens_per_s * (2 + backward + reference) * params / 1e9,
             "flops_per_token": f"(2 + {backward} + {reference}) x {params / 1e6:.1f}M",
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "pairs_per_step": config.batch_size * config.grad_accum, "max_length": config.max_length}
 
 

@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gavel import cli
-from gavel.backends.base import Backend, BackendInfo, Reply, Request
+from gavel.backends.base import REPETITION_PENALTY, Backend, BackendInfo, Reply, Request
 from gavel.io import OutputError, OutputLocked, read_jsonl
 from gavel.judge.engine import Judge, _verdict
 from gavel.judge.parsing import parse_output
@@ -219,6 +219,16 @@ def test_3_resume_with_other_settings_is_refused(tmp_path):
     forced = run_file(Judge(FourBackend(), mode="critique"), source, out, force=True)
     assert forced.skipped == 3
     assert json.loads(settings_path(out).read_text())["settings"]["mode"] == "critique"
+
+
+def test_3_critique_resume_with_other_repetition_penalty_is_refused(tmp_path):
+    source = _write(tmp_path / "in.jsonl", _rows(2))
+    out = tmp_path / "out.jsonl"
+    run_file(Judge(FourBackend(), mode="critique"), source, out)
+    assert json.loads(settings_path(out).read_text())["settings"]["repetition_penalty"] == REPETITION_PENALTY
+    with pytest.raises(OutputError, match="other settings") as caught:
+        run_file(Judge(FourBackend(), mode="critique", repetition_penalty=1.0), source, out)
+    assert f"repetition_penalty: {REPETITION_PENALTY} then, 1.0 now" in str(caught.value)
 
 
 @pytest.mark.model

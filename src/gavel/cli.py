@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gavel.backends.base import REPETITION_PENALTY
 from gavel.judge.result import Mode
 
 app = typer.Typer(
@@ -29,9 +30,14 @@ def _root() -> None:
 ModelOption = Annotated[str | None, typer.Option(
     "--model", "-m",
     help="Model spec: a .gguf path, a model folder, a hub id, ollama:NAME, openai:MODEL@URL, URL#MODEL, "
-    "vllm:MODEL. Default: the embedded SmolLM2-135M-Instruct (llama.cpp).")]
+    "vllm:MODEL, BASE.gguf+ADAPTER.gguf. Default: gavel's trained judge (the embedded SmolLM2-135M-Instruct "
+    "with gavel's LoRA adapter, llama.cpp); `smollm2` is the untrained base.")]
 ModeOption = Annotated[Mode, typer.Option(
     "--mode", help="critique: reasoning then result. verdict: result only, one forward pass per item.")]
+MaxTokensOption = Annotated[int, typer.Option(help="Critique length limit, in tokens.")]
+PenaltyOption = Annotated[float, typer.Option(
+    help="Critique generation: repetition penalty (1.0 = off). Applied by llama.cpp, transformers and vLLM; "
+    "an OpenAI-compatible server uses its own setting.")]
 TemplateOption = Annotated[str | None, typer.Option(
     "--template", "-t", help="Built-in template set (default, markdown, json, xml, plain, rubric-first), "
     "a template folder, or one template file (.txt/.yaml with {placeholders}, or .j2).")]
@@ -53,7 +59,8 @@ def judge(
         "--both-orders", help="Pairwise: judge A/B and B/A, average the probabilities, report agreement.")] = False,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Output JSONL (default: INPUT_STEM.judged.jsonl). Re-running resumes.")] = None,
-    max_new_tokens: Annotated[int, typer.Option(help="Critique length limit, in tokens.")] = 512,
+    max_new_tokens: MaxTokensOption = 512,
+    repetition_penalty: PenaltyOption = REPETITION_PENALTY,
     retries: Annotated[int, typer.Option(help="Re-ask (sampling) when no result could be read.")] = 0,
     force: Annotated[bool, typer.Option(
         "--force", help="Resume into an output written with other settings (model, mode, template...).")] = False,
@@ -84,7 +91,8 @@ def judge(
         check_output(out, [input])
         with console.status("loading model…"):
             judge_ = Judge(model, mode=mode, template=template, both_orders=both_orders,
-                           max_new_tokens=max_new_tokens, retries=retries)
+                           max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty,
+                           retries=retries)
     except (OSError, ValueError, TemplateError, RuntimeError, ImportError) as exc:
         _usage_error(exc)
     valid = sum(1 for r in rows if r.record is not None)
@@ -173,7 +181,8 @@ def bench(
     seed: Annotated[int, typer.Option(help="Seed for sampling, placement and bootstrap.")] = 0,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (re-running resumes).")] = Path(
         "bench-out"),
-    max_new_tokens: Annotated[int, typer.Option(help="Critique length limit, in tokens.")] = 512,
+    max_new_tokens: MaxTokensOption = 512,
+    repetition_penalty: PenaltyOption = REPETITION_PENALTY,
     list_: Annotated[bool, typer.Option("--list", help="List the registered benchmarks and exit.")] = False,
 ) -> None:
     """Benchmark judges: per-item JSONL, DIR/results.json, DIR/report.md and plots.
@@ -215,7 +224,7 @@ def bench(
                           f"(listed in the report), e.g. {target.row_errors[0]}[/yellow]")
     config = BenchConfig(judges=list(judges or [None]), out_dir=output, mode=mode, both_orders=both_orders,
                          formats=chosen, injection=injection, limit=limit, seed=seed, max_new_tokens=max_new_tokens,
-                         command="gavel " + " ".join(sys.argv[1:]))
+                         repetition_penalty=repetition_penalty, command="gavel " + " ".join(sys.argv[1:]))
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console)
     try:
@@ -334,7 +343,7 @@ def train(
                       f"in {cfg.output_dir / 'checkpoints'}")
         raise typer.Exit(130) from None
     console.print(f"trained {outcome.pairs} pairs, {outcome.steps} steps in {outcome.seconds:.0f}s, "
-                  f"peak RSS {outcome.peak_rss_mb:.0f} MB -> {outcome.trained}")
+                  f"peak RSS {outcome.peak_rss_mib:.0f} MiB -> {outcome.trained}")
 
 
 @app.command()

@@ -22,6 +22,7 @@ from itertools import groupby
 from pathlib import Path
 
 from gavel.backends import load_backend
+from gavel.backends.base import REPETITION_PENALTY
 from gavel.bench import registry
 from gavel.bench.baselines import BASELINES, baseline_rows
 from gavel.bench.metrics import injection_metrics, summarise, unique_rows
@@ -62,6 +63,7 @@ class BenchConfig:
     limit: int | None = None
     seed: int = 0
     max_new_tokens: int = 512
+    repetition_penalty: float = REPETITION_PENALTY
     baselines: bool = True
     command: str | None = None  # recorded in the report
 
@@ -192,7 +194,7 @@ def run_jobs(config: BenchConfig, targets: list[BenchTarget], jobs: list[Job],
                 target = by_name[job.target]
                 records = inject(target.records, seed=config.seed) if job.injection else target.records
                 judge = Judge(backend, mode=config.mode, template=job.fmt, both_orders=config.both_orders,
-                              max_new_tokens=config.max_new_tokens)
+                              max_new_tokens=config.max_new_tokens, repetition_penalty=config.repetition_penalty)
                 what = "injection" if job.injection else job.fmt
                 tick = progress(f"{job.target} · {judge_label(spec)} · {what}", len(records)) if progress else None
                 out[job] = judge_job(judge, records, job.path, tick)

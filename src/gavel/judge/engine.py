@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from gavel.backends.base import Backend, Reply, Request
+from gavel.backends.base import REPETITION_PENALTY, Backend, Reply, Request
 from gavel.judge.parsing import Parsed, parse_output
 from gavel.judge.records import LABELS, JudgeRecord, Rubric, Task
 from gavel.judge.result import JudgeResult, Mode, Status, expected_score
@@ -26,7 +26,7 @@ class _Prepared:
 class Judge:
     """A judge model with a prompt template and a mode.
 
-    >>> judge = Judge()                      # the embedded SmolLM2-135M via llama.cpp
+    >>> judge = Judge()                      # gavel's trained judge: SmolLM2-135M + LoRA, llama.cpp
     >>> judge.compare("2+2?", "4", "5").result
     """
 
@@ -38,6 +38,7 @@ class Judge:
         template: str | TemplateSet | None = None,
         both_orders: bool = False,
         max_new_tokens: int = 512,
+        repetition_penalty: float = REPETITION_PENALTY,
         retries: int = 0,
     ) -> None:
         from gavel.backends import load_backend
@@ -47,6 +48,7 @@ class Judge:
         self.templates = template if isinstance(template, TemplateSet) else load_templates(template)
         self.both_orders = both_orders
         self.max_new_tokens = max_new_tokens
+        self.repetition_penalty = repetition_penalty
         self.retries = retries
         self._warned_reference = False
 
@@ -121,7 +123,8 @@ class Judge:
             self._warned_reference = True
         requests = [
             Request(messages=[{"role": "user", "content": text}], labels=record.labels,
-                    critique=self.mode is Mode.critique, max_new_tokens=self.max_new_tokens)
+                    critique=self.mode is Mode.critique, max_new_tokens=self.max_new_tokens,
+                    repetition_penalty=self.repetition_penalty)
             for text, _ in rendered
         ]
         return _Prepared(record=record, requests=requests, template=template.name)

@@ -86,6 +86,7 @@ def run_settings(judge: Judge, extra: dict | None = None) -> dict:
                 "both_orders": judge.both_orders}
     if judge.mode.value == "critique":
         settings["max_new_tokens"] = judge.max_new_tokens
+        settings["repetition_penalty"] = judge.repetition_penalty
     return settings | (extra or {})
 
 

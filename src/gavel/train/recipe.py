@@ -230,8 +230,8 @@ def write_report(recipe: Recipe, comparisons: dict[str, dict[str, Any]], train_s
     lines = [f"# gavel recipe: {recipe.name}", "",
              f"Base `{judges[0]}` against trained `{judges[1]}` on the same seeded items (seed {recipe.bench.seed}). "
              f"Trained {train_summary.get('pairs')} pairs, {train_summary.get('steps')} steps in "
-             f"{train_summary.get('seconds')} s, peak RSS {train_summary.get('peak_rss_mb')} MB. The delta is trained "
-             "minus base with a paired bootstrap CI (items resampled jointly).", ""]
+             f"{train_summary.get('seconds')} s, peak RSS {train_summary.get('peak_rss_mib')} MiB. "
+             "The delta is trained minus base with a paired bootstrap CI (items resampled jointly).", ""]
     for mode, rows in comparisons.items():
         lines += _mode_lines(mode, rows)
     path = recipe.output_dir / "report.md"

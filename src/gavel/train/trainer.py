@@ -215,7 +215,7 @@ class TrainOutcome:
     pairs: int
     steps: int
     seconds: float
-    peak_rss_mb: float
+    peak_rss_mib: float
     resumed_from: str | None
     final: dict[str, float]
 
@@ -282,7 +282,7 @@ def run(config: TrainConfig) -> TrainOutcome:
     outcome = TrainOutcome(
         output_dir=str(config.output_dir), trained=str(trained), pairs=len(trainer.train_dataset),
         steps=trainer.state.global_step, seconds=round(seconds, 1),
-        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         resumed_from=resume, final={k: v for k, v in result.metrics.items() if isinstance(v, int | float)},
     )
     (config.output_dir / "train_summary.json").write_text(
