@@ -29,13 +29,13 @@ class Exported:
 def llama_cpp_tree() -> Path:
     """The llama.cpp source tree holding the GGUF converters: ``$GAVEL_LLAMA_CPP``, else the one
     scripts/setup.sh unpacks into the environment (``<venv>/llama.cpp``)."""
-    value = os.environ.get("GAVEL_LLAMA_CPP") or str(Path(sys.prefix) / "llama.cpp")
-    if not value or not (Path(value) / "convert_lora_to_gguf.py").is_file():
+    tree = Path(os.environ.get("GAVEL_LLAMA_CPP") or Path(sys.prefix) / "llama.cpp")
+    if not (tree / "convert_lora_to_gguf.py").is_file():
         raise RuntimeError(
             f"GGUF export needs llama.cpp's converters: run scripts/setup.sh (it unpacks them into {sys.prefix}) "
             "or set GAVEL_LLAMA_CPP to a llama.cpp tree, e.g. the "
             "vendor/llama.cpp folder of `pip download llama-cpp-python==0.3.36 --no-binary :all: --no-deps`")
-    return Path(value)
+    return tree
 
 
 def _convert(script: str, args: list[str]) -> None:
