@@ -183,13 +183,6 @@ def test_assign_kinds_follows_the_ratio_and_prefers_trusted_critiques():
     assert len(critique) == 3 and all(i.critique for i in critique)
 
 
-def test_a_source_critique_ratio_overrides_the_mix_ratio():
-    items = [_item(i, source="shepherd", critique="ok.") for i in range(10)]
-    config = CurateConfig.model_validate({"sources": {"shepherd": {"critique_ratio": 0.0}},
-                                          "mix": {"critique_ratio": 0.7}})
-    assert set(assign_kinds({"shepherd": items}, config).values()) == {"verdict"}
-
-
 def test_flipped_rejected_needs_no_teacher_call_and_ends_in_the_wrong_verdict():
     from gavel.curate.pipeline import Report, build_pairs, teacher_calls
 

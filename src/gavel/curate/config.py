@@ -21,8 +21,6 @@ class SourceConfig(_Strict):
     rm_threshold: float | None = Field(None, description="keep items whose reward score is at least this")
     use_source_critique: bool = Field(True, description="a trusted critique from the source serves as chosen")
     balance_labels: bool = Field(True, description="sample the source's gold labels as evenly as it allows")
-    critique_ratio: float | None = Field(None, ge=0, le=1, description="this source's critique share; None = "
-                                         "mix.critique_ratio")
 
 
 class TeacherConfig(_Strict):

@@ -108,8 +108,7 @@ def assign_kinds(selected: dict[str, list[Item]], config: CurateConfig) -> dict[
     """item id -> "critique" | "verdict": the configured ratio per source, items with a trusted critique first."""
     kinds = {}
     for s, items in selected.items():
-        ratio = config.sources[s].critique_ratio
-        n_critique = round((config.mix.critique_ratio if ratio is None else ratio) * len(items))
+        n_critique = round(config.mix.critique_ratio * len(items))
         trusted = config.sources[s].use_source_critique
         ranked = sorted(items, key=lambda i: (not (trusted and i.critique), item_rng(config.seed, i.id).random()))
         for rank, item in enumerate(ranked):

@@ -2,8 +2,7 @@
 
 Absolute items map the rating to 1-5 with :func:`ten_to_five`. Pairwise items are derived honestly: two
 judged answers to the same question whose mapped gold ratings differ by at least ``PAIR_GAP`` become one
-pair (the higher-rated answer wins), shown without the reference answer, as in the pairwise benchmarks (with
-it, few pairs fit a small model's context); no critique is trusted for them (the two single-answer critiques
+pair (the higher-rated answer wins); no critique is trusted for them (the two single-answer critiques
 do not compare), so the teacher writes both.
 """
 
@@ -23,7 +22,6 @@ from gavel.judge.records import Task
 FOLDER = ("arena-bench-v1-gpt4-judgments", "data", "arena-bench-v1")
 RUBRIC = ("Is the response correct and helpful for the user's question, judged against the reference answer "
           "(mistakes compared with the reference count against it)?")
-PAIR_RUBRIC = "Which response answers the user's question more correctly and helpfully?"
 PAIR_GAP = 2  # minimum difference of mapped 1-5 ratings for a derived pair
 PAIRS_PER_QUESTION = 2
 _BLOCK = re.compile(r"\[The Start of {}\]\n(.*?)\n\[The End of {}\]", re.DOTALL)
@@ -99,4 +97,4 @@ def arena_pairs(ctx: LoadContext) -> Iterator[Yielded]:
             yield make_item("arena-gpt4-pairs", a.file, a.row, id=pair_id, task="pairwise",
                             instruction=a.record.instruction,
                             response_a=a.record.response, response_b=b.record.response,
-                            rubric=PAIR_RUBRIC, label=label)
+                            reference=a.record.reference, rubric=RUBRIC, label=label)
