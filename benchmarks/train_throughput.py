@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -61,7 +60,7 @@ def one_setting(data: str, pairs: int, steps: int, changes: dict) -> dict:
     from transformers import TrainerCallback
 
     from gavel.train.config import load_train_config
-    from gavel.train.trainer import build_trainer
+    from gavel.train.trainer import build_trainer, peak_rss_mib
 
     out = Path(tempfile.mkdtemp(prefix="gavel-throughput-"))
     recipe = load_train_config(RECIPE, data=Path(data), output_dir=out, limit=pairs, grad_accum=2,
@@ -84,7 +83,7 @@ def one_setting(data: str, pairs: int, steps: int, changes: dict) -> dict:
     return {"s_per_step": (t1 - t0) / (len(marks) - 1), "tokens_per_s": tokens_per_s,
             "gflops": tokens_per_s * (2 + backward + reference) * params / 1e9,
             "flops_per_token": f"(2 + {backward} + {reference}) x {params / 1e6:.1f}M",
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mib": peak_rss_mib(),
             "pairs_per_step": config.batch_size * config.grad_accum, "max_length": config.max_length}
 
 

@@ -208,6 +208,11 @@ def plot_losses(history: list[dict[str, Any]], path: Path) -> Path | None:
 
 
 # -- run ----------------------------------------------------------------------------------------------
+def peak_rss_mib() -> float:
+    """This process's peak resident memory in MiB (Linux reports ``ru_maxrss`` in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 @dataclass
 class TrainOutcome:
     output_dir: str
@@ -282,7 +287,7 @@ def run(config: TrainConfig) -> TrainOutcome:
     outcome = TrainOutcome(
         output_dir=str(config.output_dir), trained=str(trained), pairs=len(trainer.train_dataset),
         steps=trainer.state.global_step, seconds=round(seconds, 1),
-        peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        peak_rss_mib=round(peak_rss_mib(), 1),
         resumed_from=resume, final={k: v for k, v in result.metrics.items() if isinstance(v, int | float)},
     )
     (config.output_dir / "train_summary.json").write_text(
