@@ -29,6 +29,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "bench"
 LOCAL_COUNTS: dict[str, tuple[int, dict[str, int] | None]] = {
     "mt-bench": (320, None),
     "vicuna-bench": (320, None),
+    "vicuna-bench-heldout": (160, None),
     "hhh": (221, None),
     "evalbiasbench": (80, None),
     "auto-j": (1392, {"A": 520, "B": 499, "tie": 373}),
@@ -67,6 +68,7 @@ def _valid_labels(task: Task) -> set[str]:
     [
         ("mt-bench", Task.absolute, ("paper", "local"), "category"),
         ("vicuna-bench", Task.absolute, ("local",), "category"),
+        ("vicuna-bench-heldout", Task.absolute, (), "category"),
         ("flask", Task.absolute, ("paper",), None),
         ("biggen-bench", Task.absolute, ("paper",), "capability"),
         ("rewardbench", Task.pairwise, ("paper",), "subset"),

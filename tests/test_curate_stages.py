@@ -175,12 +175,43 @@ def test_select_balances_labels_and_is_seeded():
     assert [i.id for i in first] == [i.id for i in select(items, config)["summacoz"]]
 
 
+def _pair(i: int, label: str, longer: bool) -> Item:
+    """A pairwise item whose gold response is the longer one or the shorter one."""
+    long, short = "a long and detailed answer " * 3, "short"
+    gold, other = (long, short) if longer else (short, long)
+    a, b = (gold, other) if label == "A" else (other, gold)
+    item = _item(i, source="vicuna80", task="pairwise", label=label)
+    return item.model_copy(update={"record": item.record.model_copy(update={"response_a": a, "response_b": b})})
+
+
+def test_length_balance_keeps_as_many_shorter_as_longer_winners_under_a_cap():
+    from gavel.curate.mix import chosen_is_longer
+
+    pairs = [_pair(i, "AB"[i % 2], longer=i < 16) for i in range(20)]  # 16 longer wins, 4 shorter
+    other = _item(99, source="vicuna80")  # not pairwise: kept
+    for items, cap, expected in (([*pairs, other], None, 4), (pairs, 6, 3)):
+        config = CurateConfig.model_validate({"sources": {"vicuna80": {"balance_length": True, "cap": cap}}})
+        chosen = select(items, config)["vicuna80"]
+        longer = [chosen_is_longer(i.record) for i in chosen]
+        assert longer.count(True) == longer.count(False) == expected, cap
+        assert (other in chosen) == (cap is None)
+    unbalanced = select(pairs, CurateConfig.model_validate({"sources": {"vicuna80": {}}}))["vicuna80"]
+    assert [chosen_is_longer(i.record) for i in unbalanced].count(True) == 16
+
+
 def test_assign_kinds_follows_the_ratio_and_prefers_trusted_critiques():
     items = [_item(i, source="shepherd", critique=None if i % 2 else "ok.") for i in range(10)]
     config = CurateConfig.model_validate({"sources": {"shepherd": {}}, "mix": {"critique_ratio": 0.3}})
     kinds = assign_kinds({"shepherd": items}, config)
     critique = [i for i in items if kinds[i.id] == "critique"]
     assert len(critique) == 3 and all(i.critique for i in critique)
+
+
+def test_a_source_critique_ratio_overrides_the_mix_ratio():
+    items = [_item(i, source="shepherd", critique="ok.") for i in range(10)]
+    config = CurateConfig.model_validate({"sources": {"shepherd": {"critique_ratio": 0.0}},
+                                          "mix": {"critique_ratio": 0.7}})
+    assert set(assign_kinds({"shepherd": items}, config).values()) == {"verdict"}
 
 
 def test_flipped_rejected_needs_no_teacher_call_and_ends_in_the_wrong_verdict():
@@ -262,6 +293,34 @@ def test_decontamination_by_ngram_overlap():
     kept, removed, log = decontaminate([same, short_response, _item(3)], index, threshold=0.5)
     assert removed == {"toy-bench": 1} and log[0]["id"] == same.id
     assert [i.id for i in kept] == [short_response.id, "s-3"]
+
+
+def test_vicuna80_keeps_only_the_questions_vicuna_bench_heldout_leaves_out():
+    """Real data: with vicuna-bench excluded and its held-out half indexed, decontamination removes every
+    Vicuna-80 item on an odd question and keeps the even ones but four (other benchmarks not indexed here)."""
+    from gavel.bench.loaders.prometheus import vicuna_question_held_out
+    from gavel.bench.registry import LoadContext
+    from gavel.curate.decontam import build_index
+    from gavel.curate.pipeline import default_train_root
+    from gavel.curate.sources import SOURCES
+
+    items = [i for i in SOURCES.get("vicuna80").load(LoadContext(data_root=default_train_root(None)))
+             if isinstance(i, Item)]
+    index = build_index(8, ["vicuna-bench", "vicuna-bench-heldout"], exclude=["vicuna-bench"])
+    assert set(index.grams) == {"vicuna-bench-heldout"}
+    kept, removed, _ = decontaminate(items, index, threshold=0.5)
+    held_out = [i for i in items if vicuna_question_held_out(i.record.question_id)]
+    assert set(removed) == {"vicuna-bench-heldout"} and 0 < len(held_out) < len(items)
+    assert kept and not any(vicuna_question_held_out(i.record.question_id) for i in kept)
+    # the even Fermi questions share their held-out neighbours' 8-gram tail ("Try to explain your answer...")
+    assert len(held_out) <= removed["vicuna-bench-heldout"] <= len(held_out) + 4 * 17
+
+
+def test_decontam_exclude_names_must_be_benchmarks():
+    from gavel.curate.decontam import build_index
+
+    with pytest.raises(KeyError, match=r"decontam\.exclude"):
+        build_index(8, ["mt-bench"], exclude=["no-such-bench"])
 
 
 # -- reward-model filter --------------------------------------------------------------------------------------

@@ -263,3 +263,14 @@ def test_recipe_report_has_deltas_baselines_and_pairwise_means(tmp_path):
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["pairwise_summary"]["verdict"]["trained_position_bias_a"] == 0.5
     assert saved["judges"] == {"base": base, "trained": trained}
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "recipes").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_committed_recipe_and_its_curate_config_validate(path):
+    from gavel.curate.config import load_config
+    from gavel.train.recipe import load_recipe
+
+    recipe = load_recipe(path, output_dir=Path("out"))
+    assert recipe.name == path.stem
+    if recipe.curate.config is not None:
+        assert load_config(recipe.curate.config).sources

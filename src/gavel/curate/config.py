@@ -21,6 +21,10 @@ class SourceConfig(_Strict):
     rm_threshold: float | None = Field(None, description="keep items whose reward score is at least this")
     use_source_critique: bool = Field(True, description="a trusted critique from the source serves as chosen")
     balance_labels: bool = Field(True, description="sample the source's gold labels as evenly as it allows")
+    balance_length: bool = Field(False, description="pairwise: keep as many items whose chosen response is the "
+                                 "shorter as the longer, so length does not predict the verdict")
+    critique_ratio: float | None = Field(None, ge=0, le=1, description="this source's critique share; None = "
+                                         "mix.critique_ratio")
 
 
 class TeacherConfig(_Strict):
@@ -54,6 +58,8 @@ class DecontamConfig(_Strict):
     threshold: float = Field(0.5, gt=0, le=1, description="drop when this share of a text's n-grams is in a "
                                                          "benchmark")
     benchmarks: list[str] | None = Field(None, description="None = every registered benchmark that loads")
+    exclude: list[str] = Field([], description="benchmarks left out of the index, e.g. vicuna-bench when its "
+                               "held-out half (vicuna-bench-heldout) is the one evaluated")
     data_root: str | None = Field(None, description="benchmark data root (default: gavel bench's)")
 
 

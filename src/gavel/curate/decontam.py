@@ -103,12 +103,16 @@ def _unregistered_texts(root: Path) -> dict[str, list[str]]:
     return found
 
 
-def build_index(n: int, names: list[str] | None = None, data_root: str | None = None) -> BenchmarkIndex:
-    """Index every registered benchmark (or the named ones) that loads from local data or the hub."""
+def build_index(n: int, names: list[str] | None = None, data_root: str | None = None,
+                exclude: list[str] = ()) -> BenchmarkIndex:
+    """Index every registered benchmark (or the named ones), less ``exclude``, that loads from local data or
+    the hub."""
     index = BenchmarkIndex(n=n)
     ctx = LoadContext(data_root=default_data_root(data_root))
     registry = all_benchmarks()
-    for name in names or sorted(registry):
+    for name in set(exclude) - set(registry):
+        raise KeyError(f"unknown benchmark {name!r} in decontam.exclude")
+    for name in [name for name in names or sorted(registry) if name not in exclude]:
         benchmark = registry.get(name)
         if benchmark is None:
             raise KeyError(f"unknown benchmark {name!r} in decontam.benchmarks")

@@ -47,14 +47,37 @@ def dedup(items: list[Item]) -> tuple[list[Item], int]:
     return kept, len(items) - len(kept)
 
 
-def _balanced_order(items: list[Item], rng: random.Random, balance: bool) -> list[Item]:
+def chosen_is_longer(record: JudgeRecord) -> bool | None:
+    """Pairwise: whether the gold response has more words than the other; None for a tie or another task."""
+    if record.task is not Task.pairwise or record.label not in ("A", "B"):
+        return None
+    a, b = len((record.response_a or "").split()), len((record.response_b or "").split())
+    return None if a == b else (a > b) == (record.label == "A")
+
+
+def length_balanced(items: list[Item], rng: random.Random) -> list[Item]:
+    """The items with as many chosen-is-longer pairwise items as chosen-is-shorter ones (a seeded sample of
+    the larger group); other items are all kept."""
+    groups: dict[bool | None, list[Item]] = defaultdict(list)
+    for item in items:
+        groups[chosen_is_longer(item.record)].append(item)
+    n = min(len(groups[True]), len(groups[False]))
+    kept = groups[None]
+    for longer in (True, False):
+        kept += rng.sample(groups[longer], n)
+    return sorted(kept, key=lambda i: i.id)
+
+
+def _balanced_order(items: list[Item], rng: random.Random, labels: bool, length: bool = False) -> list[Item]:
+    """Shuffled, then interleaved across gold labels and/or chosen-is-longer groups so a cap keeps them even."""
     items = list(items)
     rng.shuffle(items)
-    if not balance:
+    if not (labels or length):
         return items
-    groups: dict[str, list[Item]] = defaultdict(list)
+    groups: dict[tuple, list[Item]] = defaultdict(list)
     for item in items:
-        groups[item.record.label or ""].append(item)
+        groups[(item.record.label or "" if labels else "", str(chosen_is_longer(item.record)) if length else "")
+               ].append(item)
     order, queues = [], [groups[k] for k in sorted(groups)]
     while any(queues):
         for queue in queues:
@@ -94,12 +117,16 @@ def select(items: list[Item], config: CurateConfig) -> dict[str, list[Item]]:
     for item in items:
         by_source[item.source].append(item)
     names = sorted(by_source)
+    for s in names:
+        if config.sources[s].balance_length:
+            by_source[s] = length_balanced(by_source[s], random.Random(f"{config.seed}:{s}:length"))
     counts = allocate({s: len(by_source[s]) for s in names}, {s: config.sources[s].weight for s in names},
                       {s: config.sources[s].cap for s in names}, config.mix.total)
     chosen = {}
     for s in names:
+        source = config.sources[s]
         order = _balanced_order(sorted(by_source[s], key=lambda i: i.id), random.Random(f"{config.seed}:{s}"),
-                                config.sources[s].balance_labels)
+                                source.balance_labels, source.balance_length)
         chosen[s] = order[:counts[s]]
     return chosen
 
@@ -108,7 +135,8 @@ def assign_kinds(selected: dict[str, list[Item]], config: CurateConfig) -> dict[
     """item id -> "critique" | "verdict": the configured ratio per source, items with a trusted critique first."""
     kinds = {}
     for s, items in selected.items():
-        n_critique = round(config.mix.critique_ratio * len(items))
+        ratio = config.sources[s].critique_ratio
+        n_critique = round((config.mix.critique_ratio if ratio is None else ratio) * len(items))
         trusted = config.sources[s].use_source_critique
         ranked = sorted(items, key=lambda i: (not (trusted and i.critique), item_rng(config.seed, i.id).random()))
         for rank, item in enumerate(ranked):

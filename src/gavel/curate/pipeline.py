@@ -153,7 +153,8 @@ def lengths(items: list[Item], config: CurateConfig, tokenizer, templates) -> tu
 
 
 def decontaminate(items: list[Item], config: CurateConfig, report: Report) -> list[Item]:
-    index = build_index(config.decontam.n, config.decontam.benchmarks, config.decontam.data_root)
+    index = build_index(config.decontam.n, config.decontam.benchmarks, config.decontam.data_root,
+                        config.decontam.exclude)
     report.decontam_unavailable = index.unavailable
     report.extra["decontam_benchmarks"] = sorted(index.grams)
     if not items:

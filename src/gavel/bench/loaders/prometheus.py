@@ -66,6 +66,30 @@ def load_vicuna_bench(ctx: LoadContext) -> list[LoadedRow]:
     return _load_prometheus(ctx.path("vicuna-bench", "vicuna_eval.json"), "vicuna-bench", "gpt4_score")
 
 
+def vicuna_question_held_out(idx: str | int) -> bool:
+    """The Vicuna Bench questions kept for evaluation when the other half trains a judge: odd question ids.
+
+    Vicuna-80's GPT-4 pairwise reviews (a training source) judge other models' answers to the same 80
+    questions; trained on the even half, a judge is evaluated on ``vicuna-bench-heldout``.
+    """
+    return int(idx) % 2 == 1
+
+
+@register(
+    "vicuna-bench-heldout",
+    Task.absolute,
+    "Vicuna Bench on its 40 odd-numbered questions (160 rows), the half that Vicuna-80 training pairs leave out",
+    suites=(),
+    gold="gpt-4",
+    subsets_field="category",
+)
+def load_vicuna_bench_heldout(ctx: LoadContext) -> list[LoadedRow]:
+    path = ctx.path("vicuna-bench", "vicuna_eval.json")
+    rows = [prometheus_absolute_row(raw, f"vicuna-bench-{raw['idx']}-{raw['response_source']}", "gpt4_score")
+            for raw in read_json(path) if vicuna_question_held_out(raw["idx"])]
+    return build_records(rows, str(path))
+
+
 @register(
     "flask",
     Task.absolute,
