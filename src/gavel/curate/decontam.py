@@ -11,6 +11,7 @@ import hashlib
 import logging
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,14 +105,15 @@ def _unregistered_texts(root: Path) -> dict[str, list[str]]:
 
 
 def build_index(n: int, names: list[str] | None = None, data_root: str | None = None,
-                exclude: list[str] = ()) -> BenchmarkIndex:
+                exclude: Sequence[str] = ()) -> BenchmarkIndex:
     """Index every registered benchmark (or the named ones), less ``exclude``, that loads from local data or
     the hub."""
     index = BenchmarkIndex(n=n)
     ctx = LoadContext(data_root=default_data_root(data_root))
     registry = all_benchmarks()
-    for name in set(exclude) - set(registry):
-        raise KeyError(f"unknown benchmark {name!r} in decontam.exclude")
+    unknown = sorted(set(exclude) - set(registry))
+    if unknown:
+        raise KeyError(f"unknown benchmark(s) {unknown} in decontam.exclude")
     for name in [name for name in names or sorted(registry) if name not in exclude]:
         benchmark = registry.get(name)
         if benchmark is None:

@@ -8,6 +8,7 @@ rounded half up to an integer 1-5.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,12 @@ def prometheus_absolute_row(raw: dict[str, Any], record_id: str, score_field: st
     return row
 
 
-def _load_prometheus(path: Path, prefix: str, score_field: str) -> list[LoadedRow]:
+def _load_prometheus(path: Path, prefix: str, score_field: str,
+                     keep: Callable[[dict[str, Any]], bool] = lambda raw: True) -> list[LoadedRow]:
     rows = []
     for number, raw in enumerate(read_json(path)):
+        if not keep(raw):
+            continue
         suffix = str(raw.get("idx", number))
         if "response_source" in raw:
             suffix += f"-{raw['response_source']}"
@@ -84,10 +88,8 @@ def vicuna_question_held_out(idx: str | int) -> bool:
     subsets_field="category",
 )
 def load_vicuna_bench_heldout(ctx: LoadContext) -> list[LoadedRow]:
-    path = ctx.path("vicuna-bench", "vicuna_eval.json")
-    rows = [prometheus_absolute_row(raw, f"vicuna-bench-{raw['idx']}-{raw['response_source']}", "gpt4_score")
-            for raw in read_json(path) if vicuna_question_held_out(raw["idx"])]
-    return build_records(rows, str(path))
+    return _load_prometheus(ctx.path("vicuna-bench", "vicuna_eval.json"), "vicuna-bench", "gpt4_score",
+                            keep=lambda raw: vicuna_question_held_out(raw["idx"]))
 
 
 @register(
