@@ -165,6 +165,29 @@ def test_gguf_adapter_judges_like_the_peft_model(trained_run):
     assert sum(to_merged) < 0.5 * sum(to_base)  # the adapter is really applied: closer to PEFT than to the base
 
 
+@pytest.mark.model
+def test_whole_model_gguf_judges_like_the_transformers_model(trained_run, tmp_path):
+    """The full-fine-tune export path (one GGUF holding the whole model, tokenizer included) on a trained model."""
+    from gavel.backends.base import Request
+    from gavel.backends.embedded import embedded_gguf, embedded_hf_dir
+    from gavel.backends.llamacpp import LlamaCppBackend
+    from gavel.backends.transformers_backend import TransformersBackend
+    from gavel.train.export import export, model_to_gguf
+
+    merged = export(trained_run, embedded_hf_dir(), embedded_gguf(), "lora", gguf=False).merged
+    whole = model_to_gguf(merged, tmp_path / "model.gguf")
+    rows = [json.loads(line) for line in FIXTURE.read_text().splitlines() if '"verdict"' in line][:4]
+    requests = [Request(messages=r["prompt"], labels=("A", "B"), critique=False) for r in rows]
+
+    def p_a(backend) -> list[float]:
+        with backend:
+            return [reply.label_probs["A"] for reply in backend.run(requests)]
+
+    gaps = [abs(x - y) for x, y in zip(p_a(TransformersBackend(merged)), p_a(LlamaCppBackend(whole, n_ctx=2048)),
+                                       strict=True)]
+    assert max(gaps) < 0.02  # f16 weights against fp32: no quantized base in between
+
+
 # -- the 8B multi-GPU recipe (checked without a GPU) ----------------------------------------------
 def test_selene_recipe_builds_trainer_arguments():
     from gavel.train.trainer import dpo_args, peft_config
