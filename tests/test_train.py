@@ -135,28 +135,37 @@ def test_kill_and_resume_finishes_with_metrics_and_plot(trained_run):
     assert any("train_runtime" in h for h in history)
 
 
-@pytest.mark.model
-def test_gguf_adapter_judges_like_the_peft_model(trained_run):
-    """llama.cpp + the GGUF LoRA over the embedded Q4_1 base gives the PEFT model's verdict probabilities."""
-    from gavel.backends.base import Request
+@pytest.fixture(scope="module")
+def exported_run(trained_run):
+    """The killed-and-resumed run exported once: merged folder, adapter GGUF and Modelfile."""
     from gavel.backends.embedded import embedded_gguf, embedded_hf_dir
-    from gavel.backends.llamacpp import LlamaCppBackend
-    from gavel.backends.transformers_backend import TransformersBackend
     from gavel.train.export import export
 
-    exported = export(trained_run, embedded_hf_dir(), embedded_gguf(), "lora")
-    assert exported.gguf.stat().st_size < 20 * 2**20
-    assert f"ADAPTER {exported.gguf}" in exported.modelfile.read_text()
+    return export(trained_run, embedded_hf_dir(), embedded_gguf(), "lora")
+
+
+def p_a_on_fixture_verdicts(backend) -> list[float]:
+    """P(A) from `backend` on the fixture's first four verdict-only pairs."""
+    from gavel.backends.base import Request
+
     rows = [json.loads(line) for line in FIXTURE.read_text().splitlines() if '"verdict"' in line][:4]
     requests = [Request(messages=r["prompt"], labels=("A", "B"), critique=False) for r in rows]
+    with backend:
+        return [reply.label_probs["A"] for reply in backend.run(requests)]
 
-    def p_a(backend) -> list[float]:
-        with backend:
-            return [reply.label_probs["A"] for reply in backend.run(requests)]
 
-    merged = p_a(TransformersBackend(exported.merged))
-    adapted = p_a(LlamaCppBackend(embedded_gguf(), n_ctx=2048, lora_path=exported.gguf))
-    base = p_a(LlamaCppBackend(embedded_gguf(), n_ctx=2048))
+@pytest.mark.model
+def test_gguf_adapter_judges_like_the_peft_model(exported_run):
+    """llama.cpp + the GGUF LoRA over the embedded Q4_1 base gives the PEFT model's verdict probabilities."""
+    from gavel.backends.embedded import embedded_gguf
+    from gavel.backends.llamacpp import LlamaCppBackend
+    from gavel.backends.transformers_backend import TransformersBackend
+
+    assert exported_run.gguf.stat().st_size < 20 * 2**20
+    assert f"ADAPTER {exported_run.gguf}" in exported_run.modelfile.read_text()
+    merged = p_a_on_fixture_verdicts(TransformersBackend(exported_run.merged))
+    adapted = p_a_on_fixture_verdicts(LlamaCppBackend(embedded_gguf(), n_ctx=2048, lora_path=exported_run.gguf))
+    base = p_a_on_fixture_verdicts(LlamaCppBackend(embedded_gguf(), n_ctx=2048))
     # Tolerance 0.05 in probability: llama.cpp runs the Q4_1 base with 8-bit activations, transformers the same
     # weights dequantized to fp32 (on the shipped adapter the largest gap was 0.016, docs/model-card.md).
     to_merged = [abs(x - y) for x, y in zip(merged, adapted, strict=True)]
@@ -166,25 +175,15 @@ def test_gguf_adapter_judges_like_the_peft_model(trained_run):
 
 
 @pytest.mark.model
-def test_whole_model_gguf_judges_like_the_transformers_model(trained_run, tmp_path):
+def test_whole_model_gguf_judges_like_the_transformers_model(exported_run, tmp_path):
     """The full-fine-tune export path (one GGUF holding the whole model, tokenizer included) on a trained model."""
-    from gavel.backends.base import Request
-    from gavel.backends.embedded import embedded_gguf, embedded_hf_dir
     from gavel.backends.llamacpp import LlamaCppBackend
     from gavel.backends.transformers_backend import TransformersBackend
-    from gavel.train.export import export, model_to_gguf
+    from gavel.train.export import model_to_gguf
 
-    merged = export(trained_run, embedded_hf_dir(), embedded_gguf(), "lora", gguf=False).merged
-    whole = model_to_gguf(merged, tmp_path / "model.gguf")
-    rows = [json.loads(line) for line in FIXTURE.read_text().splitlines() if '"verdict"' in line][:4]
-    requests = [Request(messages=r["prompt"], labels=("A", "B"), critique=False) for r in rows]
-
-    def p_a(backend) -> list[float]:
-        with backend:
-            return [reply.label_probs["A"] for reply in backend.run(requests)]
-
-    gaps = [abs(x - y) for x, y in zip(p_a(TransformersBackend(merged)), p_a(LlamaCppBackend(whole, n_ctx=2048)),
-                                       strict=True)]
+    whole = model_to_gguf(exported_run.merged, tmp_path / "model.gguf")
+    gaps = [abs(x - y) for x, y in zip(p_a_on_fixture_verdicts(TransformersBackend(exported_run.merged)),
+                                       p_a_on_fixture_verdicts(LlamaCppBackend(whole, n_ctx=2048)), strict=True)]
     assert max(gaps) < 0.02  # f16 weights against fp32: no quantized base in between
 
 
