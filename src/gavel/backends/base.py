@@ -8,8 +8,11 @@ after ``**Result:**``. Prompt rendering, parsing and combining both orders live 
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 RESULT_TAG = "**Result:**"
@@ -94,6 +97,8 @@ class Backend(ABC):
     info: BackendInfo
     #: How many requests the runner should hand over at once.
     batch_size: int = 1
+    #: Whether several threads may call `run` at once (a server client); a local model may not (see model_lock).
+    concurrent: bool = False
 
     @abstractmethod
     def run(self, requests: Sequence[Request]) -> list[Reply]:
@@ -108,6 +113,18 @@ class Backend(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_LOCKS: weakref.WeakKeyDictionary[Backend, threading.Lock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(backend: Backend) -> AbstractContextManager:
+    """Hold this while calling `backend.run`: one batch at a time on a local model, no wait for a server client."""
+    if backend.concurrent:
+        return nullcontext()
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(backend, threading.Lock())
 
 
 def normalise(logprobs: dict[str, float]) -> dict[str, float]:

@@ -149,6 +149,8 @@ class OpenAIBackend(Backend):
     openai client (a proxy, custom TLS, or a recording transport in tests).
     """
 
+    concurrent = True  # an HTTP client: threads may share it
+
     def __init__(
         self,
         model: str,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
-from gavel.backends.base import REPETITION_PENALTY, Backend, Reply, Request
+from gavel.backends.base import REPETITION_PENALTY, Backend, Reply, Request, model_lock
+from gavel.judge.cache import JudgmentCache, cache_key
 from gavel.judge.parsing import Parsed, parse_output
 from gavel.judge.records import LABELS, JudgeRecord, Rubric, Task
 from gavel.judge.result import JudgeResult, Mode, Status, expected_score
@@ -20,6 +22,7 @@ class _Prepared:
     record: JudgeRecord
     requests: list[Request]  # one, or two for both orders
     template: str
+    template_text: str = ""
     error: str | None = None
 
 
@@ -28,6 +31,10 @@ class Judge:
 
     >>> judge = Judge()                      # gavel's trained judge: SmolLM2-135M + LoRA, llama.cpp
     >>> judge.compare("2+2?", "4", "5").result
+
+    ``cache``: a judgment cache file (:mod:`gavel.judge.cache`); items judged before with the same model,
+    template, mode and settings are read from it instead of the model. A judge may be called from several
+    threads: a backend that holds a local model runs one batch at a time.
     """
 
     def __init__(
@@ -40,6 +47,7 @@ class Judge:
         max_new_tokens: int = 512,
         repetition_penalty: float = REPETITION_PENALTY,
         retries: int = 0,
+        cache: str | Path | JudgmentCache | None = None,
     ) -> None:
         from gavel.backends import load_backend
 
@@ -50,6 +58,7 @@ class Judge:
         self.max_new_tokens = max_new_tokens
         self.repetition_penalty = repetition_penalty
         self.retries = retries
+        self.cache = cache if isinstance(cache, JudgmentCache) or cache is None else JudgmentCache(cache)
         self._warned_reference = False
 
     @property
@@ -100,16 +109,33 @@ class Judge:
 
     def _judge_batch(self, records: list[JudgeRecord]) -> list[JudgeResult]:
         prepared = [self._prepare(r) for r in records]
-        requests = [req for p in prepared if p.error is None for req in p.requests]
-        replies = iter(self._run_with_retries(requests))
+        keys = [self._cache_key(p) for p in prepared]
+        cached = [self.cache.get(k) if self.cache is not None and k is not None else None for k in keys]
+        todo = [p for p, hit in zip(prepared, cached, strict=True) if p.error is None and hit is None]
+        replies = iter(self._run_with_retries([req for p in todo for req in p.requests]))
         results = []
-        for item in prepared:
+        for item, key, hit in zip(prepared, keys, cached, strict=True):
             if item.error is not None:
                 results.append(self._failed(item, item.error))
-                continue
-            item_replies = [next(replies) for _ in item.requests]
-            results.append(self._combine(item, item_replies))
+            elif hit is not None:
+                results.append(hit.model_copy(update=self._base(item)))
+            else:
+                result = self._combine(item, [next(replies) for _ in item.requests])
+                if self.cache is not None and key is not None and result.status is not Status.error:
+                    self.cache.put(key, result)
+                results.append(result)
         return results
+
+    def settings(self) -> dict:
+        """Every setting that changes a judgment besides the model and the template text."""
+        return {"mode": self.mode.value, "template": self.templates.name, "both_orders": self.both_orders,
+                "max_new_tokens": self.max_new_tokens, "repetition_penalty": self.repetition_penalty,
+                "retries": self.retries}
+
+    def _cache_key(self, item: _Prepared) -> str | None:
+        if self.cache is None or item.error is not None:
+            return None
+        return cache_key(_model_key(self.backend), item.template_text, self.mode.value, self.settings(), item.requests)
 
     def _prepare(self, record: JudgeRecord) -> _Prepared:
         orders = [record, record.swapped()] if self.both_orders and record.task is Task.pairwise else [record]
@@ -127,18 +153,20 @@ class Judge:
                     repetition_penalty=self.repetition_penalty)
             for text, _ in rendered
         ]
-        return _Prepared(record=record, requests=requests, template=template.name)
+        return _Prepared(record=record, requests=requests, template=template.name, template_text=template.text)
 
     def _run_with_retries(self, requests: list[Request]) -> list[Reply]:
         if not requests:
             return []
-        replies = self.backend.run(requests)
+        with model_lock(self.backend):
+            replies = self.backend.run(requests)
         for attempt in range(1, self.retries + 1):
             todo = [i for i, (req, rep) in enumerate(zip(requests, replies, strict=True))
                     if not rep.input_error and _verdict(req, rep)[0] is None]
             if not todo:
                 break
-            again = self.backend.run([_with_temperature(requests[i], 0.7) for i in todo])
+            with model_lock(self.backend):
+                again = self.backend.run([_with_temperature(requests[i], 0.7) for i in todo])
             for i, reply in zip(todo, again, strict=True):
                 reply.attempts = attempt + 1
                 replies[i] = reply
@@ -242,3 +270,8 @@ def _task_of(labels: tuple[str, ...]) -> Task:
 
 def _with_temperature(request: Request, temperature: float) -> Request:
     return replace(request, temperature=temperature)
+
+
+def _model_key(backend: Backend) -> str:
+    """PLACEHOLDER until gavel.backends.identity lands: the model's identity."""
+    return backend.info.name
