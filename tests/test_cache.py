@@ -3,6 +3,7 @@ two processes fill one cache at once, a damaged file is bypassed."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -69,7 +70,6 @@ def _fill(cache: Path, records: str) -> subprocess.Popen:
 def test_two_processes_fill_one_cache_then_a_rerun_with_new_ids_makes_no_model_call(backend, tmp_path):
     cache = tmp_path / "judgments.db"
     records = _records("first-")
-    import json
 
     halves = [json.dumps([r.model_dump(mode="json") for r in records[i::2]]) for i in (0, 1)]
     processes = [_fill(cache, half) for half in halves]
@@ -159,3 +159,35 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path):
     stored = JudgmentCache(cache)
     assert len(stored) == 600
     assert stored.get("a-299").result == "3" and stored.get("b-0") is not None
+
+
+def test_gavel_judge_and_bench_take_a_cache(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from gavel.cli import app
+
+    monkeypatch.setenv("GAVEL_THREADS", "1")
+    runner = CliRunner()
+    quickstart = Path(__file__).resolve().parents[1] / "examples" / "quickstart.jsonl"
+    cache = tmp_path / "judgments.db"
+    outputs = []
+    for run in ("one", "two"):
+        out = tmp_path / f"{run}.jsonl"
+        result = runner.invoke(app, ["judge", str(quickstart), "--mode", "verdict", "--cache", str(cache),
+                                     "-o", str(out), "-q"])
+        assert result.exit_code == 0, result.output
+        outputs.append([json.loads(line) for line in out.read_text().splitlines()])
+    assert "6 read back, 0 judged" in result.output
+    assert outputs[0] == outputs[1]  # latencies included: read back, not judged again
+
+    fixture = Path(__file__).parent / "fixtures" / "bench" / "generic" / "mini_bench.jsonl"
+    data = tmp_path / "mini.jsonl"  # one task type per benchmark file
+    data.write_text("".join(line + "\n" for line in fixture.read_text().splitlines()
+                            if json.loads(line)["task"] == "pairwise"))
+    items = []
+    for run in ("one", "two"):
+        out = tmp_path / f"bench-{run}"
+        result = runner.invoke(app, ["bench", "--data", str(data), "--cache", str(cache), "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        items.append((out / "items" / "mini" / "default" / "default.jsonl").read_text())
+    assert items[0] == items[1]

@@ -38,6 +38,9 @@ MaxTokensOption = Annotated[int, typer.Option(help="Critique length limit, in to
 PenaltyOption = Annotated[float, typer.Option(
     help="Critique generation: repetition penalty (1.0 = off). Applied by llama.cpp, transformers and vLLM; "
     "an OpenAI-compatible server uses its own setting.")]
+CacheOption = Annotated[Path | None, typer.Option(
+    "--cache", help="Judgment cache file (SQLite; created if missing): items judged before with the same model, "
+    "template, mode and settings are read from it, not judged again. Several runs may share one.")]
 TemplateOption = Annotated[str | None, typer.Option(
     "--template", "-t", help="Built-in template set (default, markdown, json, xml, plain, rubric-first), "
     "a template folder, or one template file (.txt/.yaml with {placeholders}, or .j2).")]
@@ -62,6 +65,7 @@ def judge(
     max_new_tokens: MaxTokensOption = 512,
     repetition_penalty: PenaltyOption = REPETITION_PENALTY,
     retries: Annotated[int, typer.Option(help="Re-ask (sampling) when no result could be read.")] = 0,
+    cache: CacheOption = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Resume into an output written with other settings (model, mode, template...).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -92,7 +96,7 @@ def judge(
         with console.status("loading model…"):
             judge_ = Judge(model, mode=mode, template=template, both_orders=both_orders,
                            max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty,
-                           retries=retries)
+                           retries=retries, cache=cache)
     except (OSError, ValueError, TemplateError, RuntimeError, ImportError) as exc:
         _usage_error(exc)
     valid = sum(1 for r in rows if r.record is not None)
@@ -117,6 +121,8 @@ def judge(
     finally:
         judge_.backend.close()
     _print_summary(summary, judge_.model_name)
+    if judge_.cache is not None:
+        console.print(f"cache {judge_.cache.path}: {judge_.cache.hits} read back, {judge_.cache.misses} judged")
     errors_file = write_errors(out, summary.row_errors)
     for error in summary.row_errors[:20]:
         console.print(f"[red]row error:[/red] {error}")
@@ -183,6 +189,7 @@ def bench(
         "bench-out"),
     max_new_tokens: MaxTokensOption = 512,
     repetition_penalty: PenaltyOption = REPETITION_PENALTY,
+    cache: CacheOption = None,
     list_: Annotated[bool, typer.Option("--list", help="List the registered benchmarks and exit.")] = False,
 ) -> None:
     """Benchmark judges: per-item JSONL, DIR/results.json, DIR/report.md and plots.
@@ -224,7 +231,8 @@ def bench(
                           f"(listed in the report), e.g. {target.row_errors[0]}[/yellow]")
     config = BenchConfig(judges=list(judges or [None]), out_dir=output, mode=mode, both_orders=both_orders,
                          formats=chosen, injection=injection, limit=limit, seed=seed, max_new_tokens=max_new_tokens,
-                         repetition_penalty=repetition_penalty, command="gavel " + " ".join(sys.argv[1:]))
+                         repetition_penalty=repetition_penalty, cache=cache,
+                         command="gavel " + " ".join(sys.argv[1:]))
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console)
     try:

@@ -66,6 +66,7 @@ class BenchConfig:
     repetition_penalty: float = REPETITION_PENALTY
     baselines: bool = True
     command: str | None = None  # recorded in the report
+    cache: Path | None = None  # a judgment cache file (gavel.judge.cache) shared by every judge of the run
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,8 @@ def run_jobs(config: BenchConfig, targets: list[BenchTarget], jobs: list[Job],
                 target = by_name[job.target]
                 records = inject(target.records, seed=config.seed) if job.injection else target.records
                 judge = Judge(backend, mode=config.mode, template=job.fmt, both_orders=config.both_orders,
-                              max_new_tokens=config.max_new_tokens, repetition_penalty=config.repetition_penalty)
+                              max_new_tokens=config.max_new_tokens, repetition_penalty=config.repetition_penalty,
+                              cache=config.cache)
                 what = "injection" if job.injection else job.fmt
                 tick = progress(f"{job.target} · {judge_label(spec)} · {what}", len(records)) if progress else None
                 out[job] = judge_job(judge, records, job.path, tick)
