@@ -14,6 +14,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gavel.backends.identity import ModelIdentity
 
 RESULT_TAG = "**Result:**"
 REASONING_TAG = "**Reasoning:**"
@@ -89,6 +93,7 @@ class BackendInfo:
     kind: str
     context_length: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    identity: ModelIdentity | None = None  # set by load_backend: the weights by content (gavel.backends.identity)
 
 
 class Backend(ABC):
