@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import socket
 import subprocess
 import sys
@@ -13,6 +14,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+# DeepEval (the deepeval extra) sends telemetry and checks for updates unless told not to: nothing in the tests may
+# reach the network. Set before any test module imports it.
+os.environ["DEEPEVAL_TELEMETRY_OPT_OUT"] = "YES"
+os.environ["DEEPEVAL_DISABLE_DOTENV"] = "1"
+os.environ.pop("DEEPEVAL_UPDATE_WARNING_OPT_IN", None)
 
 # ------------------------------------------------------------------------------------------------
 # openai_server: a real OpenAI-compatible server (llama-cpp-python) on loopback
