@@ -114,6 +114,10 @@ def check_output(output: Path, inputs: Iterable[str | Path] = ()) -> None:
         _legacy_settings(output)
 
 
+class SettingsChanged(OutputError):
+    """The output was written with other settings (`gavel judge` adds its --force to the advice)."""
+
+
 def open_output(output: Path, settings: dict, *, force: bool = False, inputs: Iterable[str | Path] = ()
                 ) -> tuple[JsonlAppender, set[str]]:
     """Lock `output`, check it is gavel's and was written with `settings`, repair it; the writer and done ids.
@@ -150,8 +154,8 @@ def _check_ours(output: Path, settings: dict, force: bool) -> None:
     changed = [f"{key}: {stored.get(key)!r} then, {settings.get(key)!r} now" for key in settings
                if key in stored and stored[key] != settings[key]]
     if changed and not force:
-        raise OutputError(f"{output} holds results from a run with other settings ({'; '.join(changed)}); "
-                          "use another --output, or --force to add to it anyway")
+        raise SettingsChanged(f"{output} holds results from a run with other settings ({'; '.join(changed)}); "
+                              "use another --output")
 
 
 def _legacy_settings(output: Path) -> dict:
