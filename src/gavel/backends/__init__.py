@@ -19,6 +19,7 @@ spec                            backend
 ``openai:MODEL@URL``            an OpenAI-compatible server at URL, e.g. ``openai:selene@http://127.0.0.1:8080/v1``
 ``http(s)://HOST/v1#MODEL``     the same, URL first
 ``vllm:ORG/NAME_OR_PATH``       vLLM's offline engine (``pip install 'gavel[vllm]'``, GPU)
+``gavel+http://HOST:PORT``      a remote ``gavel serve`` (also ``gavel+https://``; key: ``$GAVEL_API_KEY``)
 ==============================  ==========================================================================
 """
 
@@ -37,7 +38,7 @@ DEFAULT_SPEC = "default"
 class ModelSpec:
     """A parsed model spec: which backend, which model, and backend options."""
 
-    kind: str  # llama.cpp | transformers | openai | ollama | vllm
+    kind: str  # llama.cpp | transformers | openai | ollama | vllm | gavel
     model: str
     base_url: str | None = None
     options: dict[str, str] = field(default_factory=dict)
@@ -71,6 +72,9 @@ def parse_spec(spec: str | None) -> ModelSpec:
         model, at, url = rest.partition("@")
         base = url if at else os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
         return ModelSpec("openai", model, base_url=base)
+    if text.startswith(("gavel+http://", "gavel+https://")):
+        url = text.removeprefix("gavel+").rstrip("/")
+        return ModelSpec("gavel", url, base_url=url)
     if text.startswith(("http://", "https://")):
         url, hash_, model = text.partition("#")
         if not hash_ or not model:
@@ -85,7 +89,7 @@ def parse_spec(spec: str | None) -> ModelSpec:
         return ModelSpec("transformers", text)
     raise ValueError(
         f"model spec {text!r}: not a .gguf file, a model folder, a hub id (org/name), or one of "
-        "ollama:NAME, openai:MODEL[@URL], URL#MODEL, vllm:MODEL, hf:MODEL"
+        "ollama:NAME, openai:MODEL[@URL], URL#MODEL, vllm:MODEL, hf:MODEL, gavel+http://HOST:PORT"
     )
 
 
@@ -128,6 +132,10 @@ def load_backend(spec: str | None = None, **options) -> Backend:
         from gavel.backends.openai_compat import ollama_backend
 
         return ollama_backend(parsed.model, host=parsed.base_url, **options)
+    if parsed.kind == "gavel":
+        from gavel.backends.gavel_http import GavelHttpBackend
+
+        return GavelHttpBackend(parsed.model, **options)
     if parsed.kind == "vllm":
         from gavel.backends.vllm_backend import VLLMBackend
 
