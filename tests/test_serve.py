@@ -22,16 +22,15 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("prometheus_client")
 
-import uvicorn  # noqa: E402
+import uvicorn
 
-from gavel.backends import Backend, load_backend  # noqa: E402
-from gavel.judge.engine import Judge  # noqa: E402
-from gavel.judge.records import JudgeRecord  # noqa: E402
-from gavel.judge.reward import reward_from_result  # noqa: E402
-from gavel.labels import Status  # noqa: E402
-from gavel.serve.app import create_app  # noqa: E402
-from gavel.serve.config import Limits, ServeConfig  # noqa: E402
-from gavel.serve.service import ITEM_FAILED, JudgeService  # noqa: E402
+from gavel.backends import Backend, load_backend
+from gavel.judge.engine import Judge
+from gavel.judge.records import JudgeRecord
+from gavel.judge.reward import reward_from_result
+from gavel.serve.app import create_app
+from gavel.serve.config import Limits, ServeConfig
+from gavel.serve.service import ITEM_FAILED, JudgeService
 
 pytestmark = [pytest.mark.model, pytest.mark.serve]
 
