@@ -63,6 +63,7 @@ class Batcher:
         self._lock = threading.Condition()
         self._closing = False
         self._busy = False
+        self._running: list[Job] = []
         self._thread = threading.Thread(target=self._work, name="gavel-serve-worker", daemon=True)
         self._thread.start()
 
@@ -91,19 +92,25 @@ class Batcher:
 
     # -- shutdown -----------------------------------------------------------------------------------
     def close(self, grace_s: float) -> None:
-        """Stop taking jobs; run what is queued until ``grace_s`` has passed, then refuse the rest."""
+        """Stop taking jobs; run what is queued until ``grace_s`` has passed, then refuse the rest (the batch
+        still running included: its clients are answered now, and its results are dropped)."""
         deadline = time.monotonic() + grace_s
         with self._lock:
             self._closing = True
             self._lock.notify_all()
             while (self._jobs or self._busy) and time.monotonic() < deadline:
                 self._lock.wait(timeout=max(0.0, deadline - time.monotonic()))
-            left = list(self._jobs)
+            left = list(self._jobs) + self._running
             self._jobs.clear()
             self._depth = 0
             self._lock.notify_all()
         for job in left:
             _settle(job.future, exception=ShuttingDown())
+
+    def join(self, timeout_s: float) -> bool:
+        """Wait for the worker to finish its last batch (after ``close``); False if it is still running."""
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
 
     @property
     def closing(self) -> bool:
@@ -119,6 +126,7 @@ class Batcher:
                 self._run(jobs)
             with self._lock:
                 self._busy = False
+                self._running = []
                 self._lock.notify_all()
 
     def _next_batch(self) -> list[Job] | None:
@@ -147,6 +155,7 @@ class Batcher:
                     taken.append(job)
                     size += len(job.items)
             self._busy = True
+            self._running = taken
             return taken
 
     def _items_with(self, key: Hashable) -> int:

@@ -86,6 +86,10 @@ class JudgeService:
         return JudgeResult(id=item.id, task=item.task, status=Status.error, error=ITEM_FAILED,
                            model=judge.model_name, template=judge.templates.name, mode=Mode(judge.mode))
 
-    def close(self) -> None:
+    def close(self, wait_s: float = 60.0) -> None:
+        """Stop the worker and release the model (left to the process's exit if the worker is still in it)."""
         self.batcher.close(grace_s=0)
-        self.backend.close()
+        if self.batcher.join(wait_s):
+            self.backend.close()
+        else:
+            log.warning("the model is still busy after %.0f s; leaving it to the process's exit", wait_s)
