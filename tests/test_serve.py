@@ -25,6 +25,7 @@ pytest.importorskip("prometheus_client")
 import uvicorn
 
 from gavel.backends import Backend, load_backend
+from gavel.backends.identity import ModelIdentity
 from gavel.judge.engine import Judge
 from gavel.judge.records import JudgeRecord
 from gavel.judge.reward import reward_from_result
@@ -310,6 +311,8 @@ def test_models_and_generate_serve_the_gavel_http_backend(backend: Backend) -> N
             "max_new_tokens": 4, "temperature": 0, "repetition_penalty": 1.0}]})
     card = models["data"][0]
     assert card["id"] == backend.info.name and card["kind"] == "llama.cpp" and models["settings"]["mode"] == "verdict"
+    assert ModelIdentity.model_validate(card["identity"]) == backend.info.identity == remote.info.identity
+    assert backend.info.identity.adapter is not None  # the served weights by content, not the server's URL
     local = Judge(fresh(backend), mode="critique", max_new_tokens=24, both_orders=True).judge(records)
     assert remote.info.name == backend.info.name
     for got, want in zip(over_http, local, strict=True):

@@ -109,7 +109,8 @@ def load_backend(spec: str | None = None, **options) -> Backend:
 
     parsed = parse_spec(spec)
     backend = _build_backend(spec, parsed, options)
-    backend.info.identity = model_identity(parsed)
+    if backend.info.identity is None:  # a remote gavel server reports the identity of the model it serves
+        backend.info.identity = model_identity(parsed)
     return backend
 
 

@@ -3,8 +3,10 @@
 The local judge renders prompts, reads verdicts and combines orders as with any backend; the server runs its
 loaded model on the rendered requests (``POST /v1/generate``) and sends back each reply's text and verdict
 distribution as its backend produced them, so results (probabilities, statuses) are those of the model run
-locally. The key is ``$GAVEL_API_KEY``. A full queue (503) is waited out as the server's ``Retry-After``
-says; a server that does not answer stops the run (:class:`ServerUnavailable`), as for OpenAI-compatible ones.
+locally. Its identity is the served model's (by content, as the server reports it), so an output resumes
+across the local model and a server of the same weights. The key is ``$GAVEL_API_KEY``. A full queue (503) is
+waited out as the server's ``Retry-After`` says; a server that does not answer stops the run
+(:class:`ServerUnavailable`), as for OpenAI-compatible ones.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Sequence
 import httpx
 
 from gavel.backends.base import Backend, BackendInfo, Reply, Request, ServerUnavailable
+from gavel.backends.identity import ModelIdentity
 
 #: The environment variable holding the key (the server reads the same one).
 API_KEY_ENV = "GAVEL_API_KEY"
@@ -41,11 +44,9 @@ class GavelHttpBackend(Backend):
         self._client.headers.update(headers)
         card, limits = self._describe()
         self._max_per_call = min(self.batch_size, int(limits.get("max_records", self.batch_size)))
-        extra = {"url": self.url, "spec": str(card.get("spec"))}
-        if card.get("identity"):
-            extra["identity"] = str(card["identity"])
+        identity = ModelIdentity.model_validate(card["identity"]) if card.get("identity") else None
         self.info = BackendInfo(name=str(card["id"]), kind="gavel+http", context_length=card.get("context_length"),
-                                extra=extra)
+                                extra={"url": self.url, "spec": str(card.get("spec"))}, identity=identity)
 
     def _describe(self) -> tuple[dict, dict]:
         """The served model and the server's limits (``GET /v1/models``); errors name the URL."""

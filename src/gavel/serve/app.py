@@ -139,7 +139,7 @@ def create_app(service: JudgeService) -> FastAPI:
     async def models() -> ModelsResponse:
         """The loaded judge: its name, spec and identity, the server's judge settings and its limits."""
         info = service.backend.info
-        card = ModelCard(id=info.name, spec=service.spec, kind=info.kind, identity=service.identity,
+        card = ModelCard(id=info.name, spec=service.spec, kind=info.kind, identity=info.identity,
                          context_length=info.context_length)
         settings = json.loads(service.settings_key({}))
         return ModelsResponse(data=[card], settings=settings, limits=public_limits(config))

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gavel.backends.base import Reply, Request
+from gavel.backends.identity import ModelIdentity
 from gavel.judge.records import JudgeRecord
 from gavel.judge.result import JudgeResult, Mode
 from gavel.labels import LABELS, Task
@@ -165,7 +166,7 @@ class ModelCard(BaseModel):
     id: str
     spec: str
     kind: str
-    identity: str | None = None
+    identity: ModelIdentity | None = Field(None, description="the weights by content (gavel.backends.identity)")
     context_length: int | None = None
 
 

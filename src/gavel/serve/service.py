@@ -32,13 +32,11 @@ ITEM_FAILED = "the model failed on this item (see the server log)"
 class JudgeService:
     """A backend shared by every request, served through a micro-batching worker."""
 
-    def __init__(self, backend: Backend, spec: str | None, settings: dict[str, Any], config: ServeConfig,
-                 identity: str | None = None) -> None:
+    def __init__(self, backend: Backend, spec: str | None, settings: dict[str, Any], config: ServeConfig) -> None:
         self.backend = backend
         self.spec = spec or "default"
         self.settings = dict(settings)
         self.config = config
-        self.identity = identity
         self.metrics = Metrics()
         self._judges: dict[str, Judge] = {}
         self.batcher = Batcher(self._run_batch, self._item_failure, max_batch=config.max_batch,
