@@ -338,7 +338,7 @@ def test_11_curate_teacher_cache_conflict_does_not_advise_a_missing_force(tmp_pa
     from gavel.judge.runner import SettingsChanged, open_output
 
     out = tmp_path / "teacher.jsonl"
-    writer, _ = open_output(out, {"model": "a"})
+    writer, _, _ = open_output(out, {"model": "a"})
     writer.write({"id": "x"})
     writer.close()
     with pytest.raises(SettingsChanged) as caught:

@@ -395,6 +395,70 @@ def recipe(
     console.print(f"report: {report}")
 
 
+@app.command()
+def serve(
+    model: ModelOption = None,
+    mode: ModeOption = Mode.critique,
+    template: TemplateOption = None,
+    both_orders: Annotated[bool, typer.Option(
+        "--both-orders", help="Pairwise: judge both orders by default (a request may say otherwise).")] = False,
+    max_new_tokens: MaxTokensOption = 512,
+    repetition_penalty: PenaltyOption = REPETITION_PENALTY,
+    retries: Annotated[int, typer.Option(help="Re-ask (sampling) when no result could be read.")] = 0,
+    host: Annotated[str, typer.Option(help="Interface to listen on; anything but loopback needs an API key.")
+                    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    api_key_file: Annotated[Path | None, typer.Option(
+        help="File holding the API key clients must send as 'Authorization: Bearer KEY' (default: "
+        "$GAVEL_API_KEY; no key: anyone who can connect may use the judge).")] = None,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="Listen beyond loopback without an API key.")] = False,
+    max_batch: Annotated[int, typer.Option(help="Items handed to the model at once.")] = 16,
+    max_wait_ms: Annotated[float, typer.Option(help="How long a batch waits for more items.")] = 10.0,
+    max_queue: Annotated[int, typer.Option(help="Items that may wait; more are refused (503, Retry-After).")] = 256,
+    max_records: Annotated[int, typer.Option(help="Records per request.")] = 64,
+    max_body_bytes: Annotated[int, typer.Option(help="Request body size limit.")] = 1_000_000,
+    max_field_chars: Annotated[int, typer.Option(help="Characters in one text field of a record.")] = 20_000,
+    timeout: Annotated[float, typer.Option(help="Seconds a request may wait for its results (then 504).")] = 300.0,
+    grace: Annotated[float, typer.Option(help="After SIGTERM, seconds to finish accepted requests.")] = 30.0,
+    log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+) -> None:
+    """Serve a judge over HTTP to many clients: POST /v1/judge, POST /get_reward (OpenRLHF), GET /healthz,
+    GET /v1/models, GET /metrics (Prometheus), /docs. Requests are micro-batched; one worker owns the model.
+
+    Clients elsewhere use it as the model spec gavel+http://HOST:PORT. SIGTERM stops it gracefully (exit 0).
+    Exit code 2: a usage error (a non-loopback --host without a key, a bad model or template), before loading.
+    """
+    from gavel.judge.engine import Judge
+    from gavel.judge.templates import TemplateError, load_templates
+
+    try:
+        from gavel.serve.config import Limits, ServeConfig, read_api_key
+        from gavel.serve.server import run
+        from gavel.serve.service import JudgeService
+
+        config = ServeConfig(
+            host=host, port=port, api_key=read_api_key(api_key_file), insecure=insecure,
+            limits=Limits(max_body_bytes=max_body_bytes, max_records=max_records, max_field_chars=max_field_chars,
+                          max_new_tokens=max(max_new_tokens, Limits().max_new_tokens)),
+            max_batch=max_batch, max_wait_s=max_wait_ms / 1000, max_queue=max_queue, timeout_s=timeout,
+            grace_s=grace)
+        config.check_exposure()
+        templates = load_templates(template)
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        with console.status("loading model…"):
+            judge_ = Judge(model, mode=mode, template=templates, both_orders=both_orders,
+                           max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty, retries=retries)
+    except ImportError as exc:
+        _usage_error(RuntimeError(f"gavel serve needs the serve extra: pip install 'gavel[serve]' ({exc})"))
+    except (OSError, ValueError, TemplateError, RuntimeError) as exc:
+        _usage_error(exc)
+    settings = {"mode": mode.value, "template": template or "default", "both_orders": both_orders,
+                "max_new_tokens": max_new_tokens, "repetition_penalty": repetition_penalty, "retries": retries}
+    service = JudgeService(judge_.backend, model, settings, config)
+    run(service, log_level=log_level)
+
+
 def main() -> None:
     from gavel.io import OutputError
 

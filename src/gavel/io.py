@@ -292,10 +292,24 @@ class JsonlAppender:
                 raise
 
     def write(self, row: dict[str, Any]) -> None:
-        data = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
-        written = os.write(self.fd, data)
-        while written < len(data):  # short writes are rare; finish the line
-            written += os.write(self.fd, data[written:])
+        _write_all(self.fd, (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+
+    def rewrite(self, lines: list[bytes]) -> None:
+        """Replace the file with these lines in one step (a crash leaves the old file or the new), still locked:
+        the new file is locked before it takes the old one's name."""
+        staging = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(staging, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            _write_all(fd, b"".join(line + b"\n" for line in lines))
+            os.fsync(fd)
+            os.replace(staging, self.path)
+        except BaseException:
+            os.close(fd)
+            staging.unlink(missing_ok=True)
+            raise
+        os.close(self.fd)
+        self.fd = fd
 
     def sync(self) -> None:
         os.fsync(self.fd)
@@ -303,6 +317,12 @@ class JsonlAppender:
     def close(self) -> None:
         os.fsync(self.fd)
         os.close(self.fd)  # releases the lock
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    written = os.write(fd, data)
+    while written < len(data):  # short writes are rare; finish the job
+        written += os.write(fd, data[written:])
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
