@@ -345,3 +345,23 @@ def test_11_curate_teacher_cache_conflict_does_not_advise_a_missing_force(tmp_pa
         open_output(out, {"model": "b"})
     # curate and bench have no --force; `gavel judge` adds its own (test_reliability.py::test_3_cli_refuses...)
     assert isinstance(caught.value, OutputError) and "--force" not in str(caught.value)
+
+
+def test_3_one_config_loader_gives_one_line_per_bad_field(tmp_path):
+    from gavel.config import ConfigError, load_yaml_model
+    from gavel.curate.config import CurateConfig
+    from gavel.train.recipe import load_recipe
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"sources": {"shepherd": {"cap": -1}}, "mix": {"critique_ratio": 2},
+                                    "sede": 1}))
+    with pytest.raises(ConfigError) as caught:
+        load_yaml_model(path, CurateConfig)
+    lines = str(caught.value).splitlines()
+    assert lines == [f"{path}: sources.shepherd.cap: Input should be greater than or equal to 0 (got -1)",
+                     f"{path}: mix.critique_ratio: Input should be less than or equal to 1 (got 2)",
+                     f"{path}: sede: unknown key"]
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: r\ntrain: {data: pairs.jsonl, beta: -1}\n")
+    with pytest.raises(ConfigError, match=rf"^{recipe}: train\.beta: Input should be greater than 0 \(got -1\)$"):
+        load_recipe(recipe)

@@ -7,7 +7,9 @@ Output folder layout (``config.output_dir``):
 - ``adapter/`` or ``model/``     the trained LoRA adapter (PEFT) or the full model, with the tokenizer
 - ``metrics.jsonl``              one line per logged step: loss, DPO and NLL parts, reward accuracy and margins, ...
 - ``log_history.json``           TRL's log history at the end; ``losses.png`` the loss curves
-- ``train_summary.json``         steps, seconds, tokens, peak memory, the config
+- ``train_run.json``             written before training: the settings and the data's identity (path, pair count,
+                                 SHA-256 of the rows); a rerun with other ones is refused, the same ones resume
+- ``train_summary.json``         written last: steps, seconds, peak memory, the config and data; the run is finished
 """
 
 from __future__ import annotations
