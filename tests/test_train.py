@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gavel.backends.base import REASONING_TAG, RESULT_TAG
 from gavel.backends.local import continuation, label_token_ids
+from gavel.labels import REASONING_TAG, RESULT_TAG
 from gavel.train.config import TrainConfig, load_train_config
 from gavel.train.trainer import load_pairs
 

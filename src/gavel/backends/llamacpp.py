@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gavel.backends.base import REASONING_TAG, RESULT_TAG, Backend, BackendInfo, InputTooLong, Reply, Request
+from gavel.backends.base import Backend, BackendInfo, InputTooLong, Reply, Request
 from gavel.backends.local import continuation, cut_at_result, label_probs_from_logits, label_token_ids
+from gavel.labels import REASONING_TAG, RESULT_TAG
 
 
 @contextmanager

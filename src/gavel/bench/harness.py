@@ -22,7 +22,6 @@ from itertools import groupby
 from pathlib import Path
 
 from gavel.backends import load_backend
-from gavel.backends.base import REPETITION_PENALTY
 from gavel.bench import registry
 from gavel.bench.baselines import BASELINES, baseline_rows
 from gavel.bench.metrics import injection_metrics, summarise, unique_rows
@@ -34,6 +33,7 @@ from gavel.judge.records import JudgeRecord, LoadedRow, RowError
 from gavel.judge.result import JudgedRow, JudgeResult, Mode, Status
 from gavel.judge.runner import read_results, run_records
 from gavel.labels import PRIMARY_METRIC, Task
+from gavel.settings import JudgeSettings
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +56,11 @@ class BenchTarget:
 class BenchConfig:
     judges: list[str | None] = field(default_factory=lambda: [None])
     out_dir: Path = Path("bench-out")
-    mode: Mode = Mode.verdict
-    both_orders: bool = False
+    settings: JudgeSettings = field(default_factory=lambda: JudgeSettings(mode=Mode.verdict))  # template: per format
     formats: tuple[str, ...] = ("default",)
     injection: bool = False
     limit: int | None = None
     seed: int = 0
-    max_new_tokens: int = 512
-    repetition_penalty: float = REPETITION_PENALTY
     baselines: bool = True
     command: str | None = None  # recorded in the report
 
@@ -193,8 +190,7 @@ def run_jobs(config: BenchConfig, targets: list[BenchTarget], jobs: list[Job],
             for job in group:
                 target = by_name[job.target]
                 records = inject(target.records, seed=config.seed) if job.injection else target.records
-                judge = Judge(backend, mode=config.mode, template=job.fmt, both_orders=config.both_orders,
-                              max_new_tokens=config.max_new_tokens, repetition_penalty=config.repetition_penalty)
+                judge = Judge(backend, config.settings, template=job.fmt)
                 what = "injection" if job.injection else job.fmt
                 tick = progress(f"{job.target} · {judge_label(spec)} · {what}", len(records)) if progress else None
                 out[job] = judge_job(judge, records, job.path, tick)
@@ -221,8 +217,8 @@ def score(config: BenchConfig, targets: list[BenchTarget], judged: dict[Job, Job
         benchmarks[target.name], rows_by[target.name], spreads = _score_target(config, target, judged)
         if spreads:
             formats[target.name] = spreads
-    meta = RunMeta(command=config.command, date=time.strftime("%Y-%m-%d %H:%M:%S"), mode=config.mode.value,
-                   both_orders=config.both_orders, limit=config.limit, seed=config.seed,
+    meta = RunMeta(command=config.command, date=time.strftime("%Y-%m-%d %H:%M:%S"), settings=config.settings,
+                   limit=config.limit, seed=config.seed,
                    judges=[judge_label(s) for s in config.judges], formats=list(config.formats))
     return BenchResults(meta=meta, benchmarks=benchmarks, overall={}, formats=formats or None), rows_by
 

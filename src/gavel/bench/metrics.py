@@ -43,7 +43,7 @@ from gavel.bench.results import (
     Summary,
 )
 from gavel.judge.result import JudgedRow
-from gavel.labels import PRIMARY_METRIC, REWARDBENCH_SECTIONS, TIE, Status, Task, swap_label
+from gavel.labels import PRIMARY_METRIC, REWARDBENCH_SECTIONS, TIE, Status, Task, is_pair_label, swap_label
 
 Row = JudgedRow
 Values = dict[str, Any]
@@ -177,7 +177,7 @@ def pair_credit(verdict: str | None, gold: str | None) -> float:
 
 
 def _ab_rows(rows: Iterable[Row]) -> list[Row]:
-    return [r for r in rows if r.label in ("A", "B")]
+    return [r for r in rows if is_pair_label(r.label)]
 
 
 def pairwise_credits(rows: Sequence[Row]) -> np.ndarray:
@@ -207,12 +207,12 @@ def both_order_metrics(rows: Sequence[Row]) -> Values:
     both = [(r, r.result.result_by_order) for r in rows if r.result.result_by_order]
     if not both:
         return {}
-    gold = [(r, orders) for r, orders in both if r.label in ("A", "B")]
+    gold = [(r, orders) for r, orders in both if is_pair_label(r.label)]
     acc = [_mean([pair_credit(orders[i], r.label) for r, orders in gold]) for i in (0, 1)]
     agree = [bool(r.result.orders_agree) if r.result.orders_agree is not None
              else (orders[0] is not None and orders[0] == orders[1]) for r, orders in both]
     presented = [orders[0] for _, orders in both] + [swap_label(orders[1]) for _, orders in both]
-    presented = [v for v in presented if v in ("A", "B")]
+    presented = [v for v in presented if is_pair_label(v)]
     return {
         "accuracy_order1": acc[0],
         "accuracy_order2": acc[1],
@@ -390,7 +390,7 @@ def calibration_data(rows: Sequence[Row], task: Task) -> tuple[np.ndarray, np.nd
         if not p or row.verdict is None:
             continue
         total = sum(p.values()) or 1.0
-        if event is not None and event in p and (task is Task.classification or row.label in ("A", "B")):
+        if event is not None and event in p and (task is Task.classification or is_pair_label(row.label)):
             probs.append(p[event] / total)
             outcome.append(row.label == event)
         elif task is Task.absolute and row.verdict in p:

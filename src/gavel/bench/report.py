@@ -163,8 +163,10 @@ def render_markdown(results: BenchResults) -> str:
     """The whole ``report.md`` text."""
     judges = _judges(results)
     meta = results.meta
+    settings = " ".join(f"{k}={v}" for k, v in meta.settings.model_dump(mode="json", exclude_none=True).items())
     info = [f"- {key}: `{value}`" for key, value in (("command", meta.command), ("date", meta.date),
-                                                      ("seed", meta.seed), ("limit", meta.limit))
+                                                      ("judge settings", settings), ("seed", meta.seed),
+                                                      ("limit", meta.limit))
             if value is not None]
     parts = ["# gavel bench report"]
     if info:

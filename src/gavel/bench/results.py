@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from gavel.judge.records import RowError
 from gavel.labels import Task
+from gavel.settings import JudgeSettings
 
 Metric = float | None
 
@@ -147,12 +148,11 @@ class FormatSpread(BaseModel):
 
 
 class RunMeta(BaseModel):
-    """How the run was made."""
+    """How the run was made: the command, the judge settings (each prompt format's template set aside), ..."""
 
     command: str | None = None
     date: str | None = None
-    mode: str | None = None
-    both_orders: bool = False
+    settings: JudgeSettings = JudgeSettings()
     limit: int | None = None
     seed: int = 0
     judges: list[str] = []

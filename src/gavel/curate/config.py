@@ -8,6 +8,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gavel.labels import Mode
+from gavel.settings import JudgeSettings
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -33,6 +36,10 @@ class TeacherConfig(_Strict):
     rejected: Literal["teacher", "flipped"] = Field(
         "teacher", description="teacher: the teacher argues for a wrong verdict (the paper); flipped: the chosen "
         "critique ending in the wrong verdict, no teacher call (teaches the verdict to follow the critique)")
+
+    def judge_settings(self, template: str | None) -> JudgeSettings:
+        """The teacher's judge settings: critique mode, the mix's template, this critique length."""
+        return JudgeSettings.of(mode=Mode.critique, template=template, max_new_tokens=self.max_new_tokens)
 
 
 class RewardModelConfig(_Strict):

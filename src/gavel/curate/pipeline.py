@@ -17,19 +17,22 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from gavel.bench.registry import LoadContext
 from gavel.curate import card as card_module
 from gavel.curate.config import CurateConfig
 from gavel.curate.consistency import ConsistencyReport, check, trim_to_sentence
 from gavel.curate.decontam import build_index, record_texts
 from gavel.curate.items import from_dataset, to_dataset
 from gavel.curate.mix import Pair, assign_kinds, dedup, rejected_label, select, with_orders
-from gavel.curate.sources import SOURCES, Item, default_train_root
+from gavel.curate.sources import SOURCES, Item
 from gavel.curate.teacher import TeacherCall, build_judge, make_call, run_teacher
+from gavel.data import LoadContext, default_train_root
 from gavel.io import JsonlAppender, repair_jsonl_rows
 from gavel.judge.records import RowError
-from gavel.judge.result import Mode
 from gavel.judge.templates import load_templates
+from gavel.labels import Mode, Status
+
+#: How a curate user sets the training-data root (named when there is none).
+ROOT_OPTION = "data_root in the curate config"
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +95,7 @@ def _tokenizer(name: str | None):
 
 # -- stages ---------------------------------------------------------------------------------------------
 def load_sources(config: CurateConfig, report: Report, errors_file: Path) -> list[Item]:
-    ctx = LoadContext(data_root=default_train_root(config.data_root), seed=config.seed)
+    ctx = LoadContext(data_root=default_train_root(config.data_root), seed=config.seed, root_option=ROOT_OPTION)
     items: list[Item] = []
     writer = JsonlAppender(errors_file)
     try:
@@ -176,7 +179,7 @@ def teacher_calls(selected: dict[str, list[Item]], kinds: dict[str, str], config
     calls = []
     for source, items in selected.items():
         for item in items:
-            if kinds[item.id] != "critique":
+            if kinds[item.id] != Mode.critique:
                 continue
             assert item.record.label is not None
             if not (config.sources[source].use_source_critique and item.critique):
@@ -195,8 +198,8 @@ def build_pairs(selected: dict[str, list[Item]], kinds: dict[str, str], outputs:
             assert gold is not None
             common = {"id": item.id, "source": source, "task": item.record.task.value, "record": item.record,
                       "chosen_label": gold, "rejected_label": wrong}
-            if kinds[item.id] == "verdict":
-                pairs.append(Pair(kind="verdict", chosen_critique=None, rejected_critique=None, **common))
+            if kinds[item.id] == Mode.verdict:
+                pairs.append(Pair(kind=Mode.verdict.value, chosen_critique=None, rejected_critique=None, **common))
                 continue
             critiques = {}
             for role, target in (("chosen", gold), ("rejected", wrong)):
@@ -208,12 +211,12 @@ def build_pairs(selected: dict[str, list[Item]], kinds: dict[str, str], outputs:
                         critiques[role] = critiques["chosen"]
                     continue
                 row = outputs.get(f"{item.id}#{role}")
-                verdict = check(item.record.task, row or {"status": "error"}, target)
+                verdict = check(item.record.task, row or {"status": Status.error.value}, target)
                 report.consistency.add(source, role, verdict, (row or {}).get("status", "missing"))
                 if verdict.kept:
                     critiques[role] = verdict.critique
             if len(critiques) == 2:
-                pairs.append(Pair(kind="critique", chosen_critique=critiques["chosen"],
+                pairs.append(Pair(kind=Mode.critique.value, chosen_critique=critiques["chosen"],
                                   rejected_critique=critiques["rejected"], **common))
     return pairs
 
@@ -315,7 +318,7 @@ def _run_teacher(calls: list[TeacherCall], cache: Path, config: CurateConfig, co
         task = progress.add_task("teacher", total=len(calls))
 
         def factory():
-            return build_judge(config.teacher.model, config.teacher.max_new_tokens, config.template)
+            return build_judge(config.teacher.model, config.teacher.judge_settings(config.template))
 
         def advance(_result) -> None:
             progress.advance(task)

@@ -82,12 +82,7 @@ def _sidecar(output: Path, suffix: str) -> Path:
 
 def run_settings(judge: Judge, extra: dict | None = None) -> dict:
     """What makes results comparable: a resumed run must use the same."""
-    settings = {"model": judge.model_name, "mode": judge.mode.value, "template": judge.templates.name,
-                "both_orders": judge.both_orders}
-    if judge.mode.value == "critique":
-        settings["max_new_tokens"] = judge.max_new_tokens
-        settings["repetition_penalty"] = judge.repetition_penalty
-    return settings | (extra or {})
+    return {"model": judge.model_name, "template": judge.templates.name} | judge.settings.run_identity() | (extra or {})
 
 
 def read_results(output: Path) -> list[dict]:

@@ -15,6 +15,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from gavel.bench.baselines import BASELINES
+from gavel.labels import Mode, Status
+from gavel.settings import JudgeSettings
 from gavel.train.config import EMBEDDED_BASE, TrainConfig, read_yaml
 
 
@@ -31,10 +33,10 @@ class BenchStage(BaseModel):
     pairwise: list[str] = Field(default_factory=list)
     absolute: list[str] = Field(default_factory=list)
     limit: int | None = Field(None, ge=1)
-    both_orders: bool = True
     critique: list[str] = Field(default_factory=list, description="benchmarks for the critique-mode run")
     critique_limit: int | None = Field(None, ge=1)
-    max_new_tokens: int = 512
+    judge: JudgeSettings = Field(JudgeSettings(both_orders=True), description="every judge setting of both bench "
+                                 "runs; the mode is each run's own (verdict, critique)")
     seed: int = 0
     data_root: Path | None = None
 
@@ -106,13 +108,11 @@ def base_spec(train: TrainConfig) -> str:
 def bench_stage(recipe: Recipe, mode: str, names: list[str], limit: int | None, judges: list[str]) -> Path:
     from gavel.bench import registry
     from gavel.bench.harness import BenchConfig, load_targets, run_bench
-    from gavel.judge.result import Mode
 
     out = recipe.output_dir / f"bench-{mode}"
     targets = load_targets(names, [], registry.default_data_root(recipe.bench.data_root), limit, recipe.bench.seed)
-    config = BenchConfig(judges=judges, out_dir=out, mode=Mode(mode), both_orders=recipe.bench.both_orders,
-                         limit=limit, seed=recipe.bench.seed, max_new_tokens=recipe.bench.max_new_tokens,
-                         command=f"gavel recipe ({recipe.name}): {mode} stage")
+    config = BenchConfig(judges=judges, out_dir=out, settings=JudgeSettings.of(recipe.bench.judge, mode=mode),
+                         limit=limit, seed=recipe.bench.seed, command=f"gavel recipe ({recipe.name}): {mode} stage")
     run_bench(config, targets)
     return out
 
@@ -149,7 +149,7 @@ def status_stats(rows: list[dict[str, Any]]) -> dict[str, float | None]:
     """Share of items whose result the model wrote itself (status ok) and the median generated tokens."""
     if not rows:
         return {"ok_rate": None, "median_completion_tokens": None}
-    return {"ok_rate": sum(r.get("status") == "ok" for r in rows) / len(rows),
+    return {"ok_rate": sum(r.get("status") == Status.ok for r in rows) / len(rows),
             "median_completion_tokens": float(np.median([r.get("completion_tokens", 0) for r in rows]))}
 
 
@@ -256,8 +256,8 @@ def run(recipe: Recipe, console=None) -> Path:
     summary = json.loads(summary_path.read_text())
     base, trained = base_spec(config), trained_spec(config)
     comparisons = {}
-    stages = [("verdict", recipe.bench.pairwise + recipe.bench.absolute, recipe.bench.limit),
-              ("critique", recipe.bench.critique, recipe.bench.critique_limit)]
+    stages = [(Mode.verdict.value, recipe.bench.pairwise + recipe.bench.absolute, recipe.bench.limit),
+              (Mode.critique.value, recipe.bench.critique, recipe.bench.critique_limit)]
     for mode, names, limit in stages:
         if names:
             folder = bench_stage(recipe, mode, names, limit, [base, trained])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from gavel.bench.registry import LoadContext
 from gavel.curate.sources import Yielded, make_item, register, row_error, ten_to_five
+from gavel.data import LoadContext
 from gavel.io import iter_jsonl
 from gavel.judge.records import Task
 
@@ -18,8 +18,7 @@ _RATING = re.compile(r"\s*Rating:\s*\[\[\s*\d+(?:\.\d+)?\s*\]\]\s*\.?\s*$")
 @register("autoj", (Task.absolute,), "Auto-J single-response training data: GPT-4 critiques, 1-10 ratings "
           "(mapped to 1-5)", hub_id="GAIR/autoj-single (not public on the hub; local copy)", critique_author="gpt-4")
 def autoj(ctx: LoadContext) -> Iterator[Yielded]:
-    bench = LoadContext(data_root=None if ctx.data_root is None else ctx.data_root.parent / "benchmarks")
-    path = bench.path("autoj-train-single", "single_traindata.jsonl")
+    path = ctx.benchmarks().path("autoj-train-single", "single_traindata.jsonl")
     for number, row, error in iter_jsonl(path):
         if error:
             yield row_error("autoj", path, number, error)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from gavel.bench.registry import LoadContext
 from gavel.curate.sources import Yielded, make_item, register, row_error
+from gavel.data import LoadContext
 from gavel.io import DataUnavailable, iter_jsonl, load_hub_or_local
 from gavel.judge.records import Task
 

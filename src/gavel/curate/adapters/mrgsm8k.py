@@ -6,8 +6,8 @@ import re
 import zlib
 from collections.abc import Iterator
 
-from gavel.bench.registry import LoadContext
 from gavel.curate.sources import Yielded, make_item, register, row_error
+from gavel.data import LoadContext
 from gavel.io import read_json
 from gavel.judge.records import Task
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from gavel.bench.registry import LoadContext
 from gavel.curate.sources import Yielded, make_item, register, row_error
+from gavel.data import LoadContext
 from gavel.io import iter_jsonl
 from gavel.judge.records import Task
 
