@@ -255,26 +255,30 @@ def test_sample_keeps_both_orders_together():
 
 
 def test_recipe_report_has_deltas_baselines_and_pairwise_means(tmp_path):
-    from gavel.bench.report import safe_name
+    from gavel.bench.results import BenchmarkResult, BenchResults, BothOrders, RunMeta, Summary
+    from gavel.layout import BenchOutput
     from gavel.train.recipe import compare, load_recipe, write_report
 
     base, trained = "smollm2", "smollm2+run/adapter.gguf"
-    folder = tmp_path / "bench-verdict"
+    folder = BenchOutput(tmp_path / "bench-verdict")
     rows = {base: [_pair_row(i, "A") for i in range(20)], trained: [_pair_row(i, "A" if i % 2 else "B") for i in
                                                                     range(20)]}
     for judge, judged in rows.items():
-        path = folder / "items" / "llmbar-natural" / safe_name(judge) / "default.jsonl"
+        path = folder.items("llmbar-natural", judge)
         path.parent.mkdir(parents=True)
         path.write_text("".join(json.dumps(r) + "\n" for r in judged))
-    summary = {"metric": "accuracy", "ci_low": 0.0, "ci_high": 1.0}
-    judges = {base: summary | {"value": 0.5, "both_orders": {"consistency": 0.1, "accuracy_order_mean": 0.5,
-                                                             "position_bias_a": 0.9}},
-              trained: summary | {"value": 1.0, "both_orders": {"consistency": 0.6, "accuracy_order_mean": 0.8,
-                                                                "position_bias_a": 0.5}},
-              "baseline:random": {"value": 0.45}, "baseline:always-a": {"value": 0.5},
-              "baseline:longer-wins": {"value": 0.65}}
-    (folder / "results.json").write_text(json.dumps({"benchmarks": {"llmbar-natural": {"task": "pairwise",
-                                                                                       "judges": judges}}}))
+
+    def summary(value: float, **both_orders: float) -> Summary:
+        return Summary(task="pairwise", metric="accuracy", value=value, ci_low=0.0, ci_high=1.0,
+                       both_orders=BothOrders(**both_orders) if both_orders else None)
+
+    judges = {base: summary(0.5, consistency=0.1, accuracy_order_mean=0.5, position_bias_a=0.9),
+              trained: summary(1.0, consistency=0.6, accuracy_order_mean=0.8, position_bias_a=0.5),
+              "baseline:random": summary(0.45), "baseline:always-a": summary(0.5),
+              "baseline:longer-wins": summary(0.65)}
+    results = BenchResults(meta=RunMeta(), overall={}, benchmarks={
+        "llmbar-natural": BenchmarkResult(task="pairwise", metric="accuracy", judges=judges)})
+    folder.results.write_text(results.model_dump_json())
     comparison = compare(folder, base, trained)
     assert comparison["llmbar-natural"]["delta"] == pytest.approx(0.5)
     assert comparison["llmbar-natural"]["baselines"] == {"random": 0.45, "always-a": 0.5, "longer-wins": 0.65}

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from gavel.io import DataUnavailable
 from gavel.labels import LABELS, Task
+from gavel.settings import DEFAULT_SEED
 
 DATA_ROOT_ENV = "GAVEL_DATA_ROOT"
 T = TypeVar("T")
@@ -30,7 +31,7 @@ class LoadContext:
     the root (named in the error when there is none)."""
 
     data_root: Path | None
-    seed: int = 0
+    seed: int = DEFAULT_SEED
     root_option: str = BENCH_ROOT_OPTION
 
     def path(self, *parts: str) -> Path:

@@ -1,4 +1,4 @@
-"""How a judge is run, as one typed object: :class:`JudgeSettings`.
+"""How a judge is run, as one typed object: :class:`JudgeSettings`; and the run-wide defaults (seed, bootstrap).
 
 Mode, template, both orders, critique length, repetition penalty, retries and their temperature: every default
 and allowed range is defined here once. ``Judge``, ``gavel judge``, ``gavel bench`` and its harness, the bench
@@ -66,6 +66,11 @@ class JudgeSettings(BaseModel):
 #: The defaults, for the few places (backend requests, command-line options) that need a value before a run.
 DEFAULTS = JudgeSettings()
 
+#: The one default seed of every seeded step (sampling, pair placement, bootstrap, training).
+DEFAULT_SEED = 0
+#: Bootstrap resamples of every confidence interval (bench metrics and the recipe's paired deltas).
+BOOTSTRAP_RESAMPLES = 1000
+
 
 def allowed_range(name: str) -> str:
     """The allowed range of a numeric setting in words: ``from 1 to 32768``, ``above 0.0 and at most 2.0``."""
@@ -85,4 +90,4 @@ def _problem(error: dict[str, Any]) -> tuple[str, str]:
     return name, error["msg"]
 
 
-__all__ = ["DEFAULTS", "JudgeSettings", "SettingsError", "allowed_range"]
+__all__ = ["BOOTSTRAP_RESAMPLES", "DEFAULTS", "DEFAULT_SEED", "JudgeSettings", "SettingsError", "allowed_range"]

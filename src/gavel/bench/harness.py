@@ -4,7 +4,7 @@ Four steps: :func:`plan` lists the files to judge (benchmark x judge x format, p
 :func:`run_jobs` judges them one backend at a time, :func:`score` turns judged rows into the typed
 :class:`~gavel.bench.results.BenchResults`, and :func:`gavel.bench.report.write_report` writes it.
 
-Layout of an output folder::
+Layout of an output folder (file names in :class:`gavel.layout.BenchOutput`)::
 
     DIR/items/<benchmark>/<judge>/<format>.jsonl            per-item results (resumable, like `gavel judge`)
     DIR/items/<benchmark>/<judge>/<format>-injection.jsonl  the injection probe, when asked for
@@ -26,14 +26,15 @@ from gavel.bench import registry
 from gavel.bench.baselines import BASELINES, baseline_rows
 from gavel.bench.metrics import injection_metrics, summarise, unique_rows
 from gavel.bench.probes import inject, injection_target
-from gavel.bench.report import RowsByBench, safe_name, write_report
-from gavel.bench.results import BenchmarkResult, BenchResults, FormatSpread, Injection, RunMeta, Summary
+from gavel.bench.report import RowsByBench, write_report
+from gavel.bench.results import BenchmarkResult, BenchResults, FormatSpread, RunMeta, Summary
 from gavel.judge.engine import Judge
 from gavel.judge.records import JudgeRecord, LoadedRow, RowError
 from gavel.judge.result import JudgedRow, JudgeResult, Mode, Status
 from gavel.judge.runner import read_results, run_records
 from gavel.labels import PRIMARY_METRIC, Task
-from gavel.settings import JudgeSettings
+from gavel.layout import BenchOutput
+from gavel.settings import DEFAULT_SEED, JudgeSettings
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class BenchConfig:
     formats: tuple[str, ...] = ("default",)
     injection: bool = False
     limit: int | None = None
-    seed: int = 0
+    seed: int = DEFAULT_SEED
     baselines: bool = True
     command: str | None = None  # recorded in the report
 
@@ -148,8 +149,8 @@ def plan(config: BenchConfig, targets: list[BenchTarget]) -> list[Job]:
 
 
 def _job(config: BenchConfig, target: BenchTarget, spec: str | None, fmt: str, injection: bool = False) -> Job:
-    folder = config.out_dir / "items" / safe_name(target.name) / safe_name(judge_label(spec))
-    return Job(target.name, spec, fmt, injection, folder / f"{fmt}{'-injection' if injection else ''}.jsonl")
+    path = BenchOutput(config.out_dir).items(target.name, judge_label(spec), fmt, injection)
+    return Job(target.name, spec, fmt, injection, path)
 
 
 # ---------------------------------------------------------------- run
@@ -245,7 +246,7 @@ def _score_target(config: BenchConfig, target: BenchTarget, judged: dict[Job, Jo
             errors += probe.row_errors
             probed = injection_metrics(probe.rows, target.task)
             clean = _clean_follow_rate(rows_by[label], target.records)
-            summaries[label].injection = Injection(**probed, follow_rate_clean=clean) if probed else None
+            summaries[label].injection = probed and probed.model_copy(update={"follow_rate_clean": clean})
         if len(config.formats) > 1:
             defined = [v for v in values.values() if v is not None]
             spreads[label] = FormatSpread(values=values, spread=max(defined) - min(defined) if defined else None)

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 from gavel.judge.records import JudgeRecord, Task
 from gavel.labels import LABELS, opposite
+from gavel.settings import DEFAULT_SEED
 
 #: Built-in template sets for the prompt-format robustness test (folder names under judge/templates).
 FORMATS = ("default", "markdown", "json", "xml", "plain", "rubric-first")
@@ -66,7 +67,7 @@ def _injected_field(record: JudgeRecord, target: str) -> str:
     return "response"
 
 
-def inject(records: Iterable[JudgeRecord], seed: int = 0) -> list[JudgeRecord]:
+def inject(records: Iterable[JudgeRecord], seed: int = DEFAULT_SEED) -> list[JudgeRecord]:
     """The records with an instruction to the judge planted in the judged response.
 
     Pairwise: in the response that is not the gold-better one (B when there is no A/B label), asking

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict
 
 from gavel.judge.records import RowError
 from gavel.labels import Task
-from gavel.settings import JudgeSettings
+from gavel.layout import BenchOutput
+from gavel.settings import DEFAULT_SEED, JudgeSettings
 
 Metric = float | None
 
@@ -154,7 +155,7 @@ class RunMeta(BaseModel):
     date: str | None = None
     settings: JudgeSettings = JudgeSettings()
     limit: int | None = None
-    seed: int = 0
+    seed: int = DEFAULT_SEED
     judges: list[str] = []
     formats: list[str] = ["default"]
 
@@ -173,7 +174,7 @@ def read_results(path: str | Path) -> BenchResults:
     """A ``results.json`` (or the folder holding it) as :class:`BenchResults`."""
     target = Path(path)
     if target.is_dir():
-        target = target / "results.json"
+        target = BenchOutput(target).results
     return BenchResults.model_validate_json(target.read_text(encoding="utf-8"))
 
 

@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gavel.labels import Mode
-from gavel.settings import JudgeSettings
+from gavel.settings import DEFAULT_SEED, JudgeSettings
 
 
 class _Strict(BaseModel):
@@ -71,7 +71,7 @@ class DecontamConfig(_Strict):
 
 
 class CurateConfig(_Strict):
-    seed: int = 0
+    seed: int = DEFAULT_SEED
     template: str | None = Field(None, description="judge template set for prompts (training and teacher); "
                                  "None = the engine's default")
     data_root: str | None = Field(None, description="training-data root (default: ../shared/data/train)")

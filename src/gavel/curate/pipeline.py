@@ -30,6 +30,7 @@ from gavel.io import JsonlAppender, repair_jsonl_rows
 from gavel.judge.records import RowError
 from gavel.judge.templates import load_templates
 from gavel.labels import Mode, Status
+from gavel.layout import CurateOutput
 
 #: How a curate user sets the training-data root (named when there is none).
 ROOT_OPTION = "data_root in the curate config"
@@ -246,11 +247,11 @@ def run(config: CurateConfig, output: str | Path, *, only_source: str | None = N
     """Build the mix described by `config` into `output` (see CONTRACT: dataset/, pairs.jsonl, card, READY)."""
     console = console or Console(stderr=True)
     output = Path(output)
-    if (output / "READY").exists():
+    if CurateOutput(output).finished:
         raise OutputFrozen(f"{output} already holds a finished mix (READY); write to another folder")
     if only_source is not None:
         config = config.only(only_source)
-    work = Path(config.work_dir) if config.work_dir else output / "work"
+    work = Path(config.work_dir) if config.work_dir else CurateOutput(output).work
     work.mkdir(parents=True, exist_ok=True)
     report = Report(config=config.model_dump(mode="json"))
     started = time.perf_counter()
@@ -308,7 +309,7 @@ def run(config: CurateConfig, output: str | Path, *, only_source: str | None = N
         stage.after = {"rows": len(rows)}
     report.extra["wall_seconds_total"] = time.perf_counter() - started
     card_module.write(report, output)
-    (output / "READY").touch()  # last: the folder is complete
+    CurateOutput(output).ready.touch()  # last: the folder is complete
     return report
 
 
@@ -334,8 +335,8 @@ def export(rows: list[dict], output: Path) -> None:
 
     clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     output.mkdir(parents=True, exist_ok=True)
-    with (output / "pairs.jsonl").open("w", encoding="utf-8") as handle:
+    with CurateOutput(output).pairs.open("w", encoding="utf-8") as handle:
         for row in clean:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     dataset = datasets.Dataset.from_list(clean) if clean else datasets.Dataset.from_dict({})
-    dataset.save_to_disk(str(output / "dataset"))
+    dataset.save_to_disk(str(CurateOutput(output).dataset))

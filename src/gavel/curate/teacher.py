@@ -17,7 +17,7 @@ from pathlib import Path
 from gavel.io import repair_jsonl_rows
 from gavel.judge.engine import Judge
 from gavel.judge.records import JudgeRecord, LoadedRow, Task
-from gavel.judge.runner import run_records
+from gavel.judge.runner import run_records, write_errors
 from gavel.judge.templates import Template, TemplateSet, load_templates
 from gavel.labels import Mode, opposite
 from gavel.settings import JudgeSettings
@@ -98,10 +98,6 @@ def run_teacher(calls: list[TeacherCall], cache: Path, judge_factory: Callable[[
         judge = judge_factory()
         rows = (LoadedRow(row=i, record=c.record) for i, c in enumerate(todo, start=1))
         summary = run_records(judge, rows, cache, source="teacher", on_result=on_result)
-        if summary.row_errors:
-            errors = cache.with_suffix(".errors.jsonl")
-            with errors.open("a", encoding="utf-8") as handle:
-                for error in summary.row_errors:
-                    handle.write(error.model_dump_json() + "\n")
+        write_errors(cache, summary.row_errors)
         cached = {row["id"]: row for row in repair_jsonl_rows(cache) if "id" in row}
     return {c.id: cached[c.id] for c in calls if c.id in cached}

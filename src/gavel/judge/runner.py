@@ -20,17 +20,19 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gavel import io
 from gavel.io import (
     JsonlAppender,
     OutputError,
     check_output_path,
-    complete_lines,
+    iter_jsonl,
     repair_jsonl_rows,
     write_text_atomic,
 )
 from gavel.judge.engine import Judge
 from gavel.judge.records import JudgeRecord, LoadedRow, RowError, read_rows
 from gavel.judge.result import JudgeResult, Status, output_row
+from gavel.layout import ERRORS_SUFFIX, SETTINGS_SUFFIX, sidecar
 
 
 @dataclass
@@ -68,16 +70,12 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 def errors_path(output: Path) -> Path:
-    return _sidecar(output, ".errors.jsonl")
+    return sidecar(output, ERRORS_SUFFIX)
 
 
 def settings_path(output: Path) -> Path:
     """Where the settings of the run that wrote `output` are kept."""
-    return _sidecar(output, ".run.json")
-
-
-def _sidecar(output: Path, suffix: str) -> Path:
-    return output.with_name(output.name + suffix) if output.suffix != ".jsonl" else output.with_suffix(suffix)
+    return sidecar(output, SETTINGS_SUFFIX)
 
 
 def run_settings(judge: Judge, extra: dict | None = None) -> dict:
@@ -88,12 +86,8 @@ def run_settings(judge: Judge, extra: dict | None = None) -> dict:
 def read_results(output: Path) -> list[dict]:
     """The result lines of an output, one per id (the first one written), torn tail and junk left out."""
     rows, seen = [], set()
-    for line in complete_lines(output) if output.exists() else []:
-        try:
-            row = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if isinstance(row, dict) and "id" in row and str(row["id"]) not in seen:
+    for _, row, _error in iter_jsonl(output, complete_only=True) if output.exists() else []:
+        if row is not None and "id" in row and str(row["id"]) not in seen:
             seen.add(str(row["id"]))
             rows.append(row)
     return rows
@@ -151,14 +145,9 @@ def _check_ours(output: Path, settings: dict, force: bool) -> None:
 
 def _legacy_settings(output: Path) -> dict:
     """An output without a settings file: accepted only when every complete line is a gavel result."""
-    lines = complete_lines(output)
     rows = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            row = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            row = None
-        if not (isinstance(row, dict) and {"id", "status", "model", "mode", "template"} <= row.keys()):
+    for number, row, _error in iter_jsonl(output, complete_only=True):
+        if not (row is not None and {"id", "status", "model", "mode", "template"} <= row.keys()):
             raise OutputError(f"{output} exists and is not a gavel output (line {number} is not a result); "
                               "choose another --output")
         rows.append(row)
@@ -242,15 +231,8 @@ def _count(summary: RunSummary, result: JudgeResult) -> None:
 
 
 def write_errors(output: Path, errors: list[RowError]) -> Path | None:
-    """Rewrite the error file for this run (removed when there are none)."""
-    path = errors_path(output)
-    if not errors:
-        path.unlink(missing_ok=True)
-        return None
-    with path.open("w", encoding="utf-8") as handle:
-        for error in errors:
-            handle.write(error.model_dump_json() + "\n")
-    return path
+    """Rewrite the error file of `output` for this run (removed when there are none)."""
+    return io.write_errors(errors_path(output), errors)
 
 
 def run_file(judge: Judge, source: str | Path, output: Path, **kwargs) -> RunSummary:

@@ -15,8 +15,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from gavel.bench.baselines import BASELINES
+from gavel.data import default_data_root
 from gavel.labels import Mode, Status
-from gavel.settings import JudgeSettings
+from gavel.layout import BenchOutput, CurateOutput, RecipeOutput, TrainOutput
+from gavel.settings import DEFAULT_SEED, JudgeSettings
 from gavel.train.config import EMBEDDED_BASE, TrainConfig, read_yaml
 
 
@@ -37,7 +39,7 @@ class BenchStage(BaseModel):
     critique_limit: int | None = Field(None, ge=1)
     judge: JudgeSettings = Field(JudgeSettings(both_orders=True), description="every judge setting of both bench "
                                  "runs; the mode is each run's own (verdict, critique)")
-    seed: int = 0
+    seed: int = DEFAULT_SEED
     data_root: Path | None = None
 
 
@@ -63,7 +65,7 @@ def load_recipe(path: str | Path, output_dir: Path | None = None) -> Recipe:
     out = output_dir.resolve() if output_dir else (root / recipe.output_dir).resolve()
     curate = recipe.curate.model_copy(update={k: (root / v).resolve() for k, v in
                                               recipe.curate.model_dump().items() if v is not None})
-    train = recipe.train.resolved(root).model_copy(update={"output_dir": out / "train"})
+    train = recipe.train.resolved(root).model_copy(update={"output_dir": RecipeOutput(out).train})
     return recipe.model_copy(update={"output_dir": out, "curate": curate, "train": train})
 
 
@@ -71,30 +73,30 @@ def load_recipe(path: str | Path, output_dir: Path | None = None) -> Recipe:
 def curate_stage(recipe: Recipe, console) -> Path:
     """The folder of finished pairs: the recipe's own, or a fresh `gavel curate` run."""
     if recipe.curate.output is not None:
-        if not (recipe.curate.output / "READY").exists():
+        if not CurateOutput(recipe.curate.output).finished:
             raise FileNotFoundError(f"{recipe.curate.output}: no READY marker, the mix is not finished")
         return recipe.curate.output
-    out = recipe.output_dir / "curate"
-    if (out / "READY").exists():
-        return out
+    out = RecipeOutput(recipe.output_dir).curate
+    if out.finished:
+        return out.root
     if recipe.curate.config is None:
         return recipe.train.data
     from gavel.curate.config import load_config
     from gavel.curate.pipeline import run as curate
 
-    curate(load_config(recipe.curate.config), out, console=console)
-    return out
+    curate(load_config(recipe.curate.config), out.root, console=console)
+    return out.root
 
 
 def trained_spec(train: TrainConfig) -> str:
     """A model spec for the trained judge: over llama.cpp where a GGUF was written (what ships), else the
     trained transformers folder."""
-    out = train.output_dir
+    out = TrainOutput(train.output_dir)
     if train.export_gguf and train.method == "lora" and train.base == EMBEDDED_BASE:
-        return f"smollm2+{out / 'adapter.gguf'}"
+        return f"smollm2+{out.gguf(train.method)}"
     if train.export_gguf and train.method == "full":
-        return str(out / "model.gguf")
-    return str(out / ("merged" if train.method == "lora" else "model"))
+        return str(out.gguf(train.method))
+    return str(out.merged if train.method == "lora" else out.trained(train.method))
 
 
 def base_spec(train: TrainConfig) -> str:
@@ -105,28 +107,26 @@ def base_spec(train: TrainConfig) -> str:
     return f"hf:{train.base}"
 
 
-def bench_stage(recipe: Recipe, mode: str, names: list[str], limit: int | None, judges: list[str]) -> Path:
-    from gavel.bench import registry
+def bench_stage(recipe: Recipe, mode: str, names: list[str], limit: int | None, judges: list[str]) -> BenchOutput:
     from gavel.bench.harness import BenchConfig, load_targets, run_bench
 
-    out = recipe.output_dir / f"bench-{mode}"
-    targets = load_targets(names, [], registry.default_data_root(recipe.bench.data_root), limit, recipe.bench.seed)
-    config = BenchConfig(judges=judges, out_dir=out, settings=JudgeSettings.of(recipe.bench.judge, mode=mode),
+    out = RecipeOutput(recipe.output_dir).bench(mode)
+    targets = load_targets(names, [], default_data_root(recipe.bench.data_root), limit, recipe.bench.seed)
+    config = BenchConfig(judges=judges, out_dir=out.root, settings=JudgeSettings.of(recipe.bench.judge, mode=mode),
                          limit=limit, seed=recipe.bench.seed, command=f"gavel recipe ({recipe.name}): {mode} stage")
     run_bench(config, targets)
     return out
 
 
 # -- the comparison ---------------------------------------------------------------------------------
-def _rows(folder: Path, bench: str, judge: str) -> list[dict[str, Any]]:
-    from gavel.bench.report import safe_name
+def _rows(folder: BenchOutput, bench: str, judge: str) -> list[dict[str, Any]]:
+    from gavel.judge.runner import read_results
 
-    path = folder / "items" / safe_name(bench) / safe_name(judge) / "default.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_results(folder.items(bench, judge))
 
 
 def paired_delta(base: list[dict[str, Any]], trained: list[dict[str, Any]], task: str,
-                 seed: int = 0) -> dict[str, float | None]:
+                 seed: int = DEFAULT_SEED) -> dict[str, float | None]:
     """Trained minus base on the items both judged, with a paired bootstrap 95% CI (items resampled jointly)."""
     from gavel.bench.metrics import as_judged, bootstrap_ci, primary_value
 
@@ -141,7 +141,7 @@ def paired_delta(base: list[dict[str, Any]], trained: list[dict[str, Any]], task
         x, y = primary_value(list(a), task), primary_value(list(b), task)
         return None if x is None or y is None else y - x
 
-    low, high = bootstrap_ci([left, right], delta, n_resamples=500, seed=seed)
+    low, high = bootstrap_ci([left, right], delta, seed=seed)
     return {"delta": delta(left, right), "ci_low": low, "ci_high": high, "n": len(pairs)}
 
 
@@ -153,21 +153,23 @@ def status_stats(rows: list[dict[str, Any]]) -> dict[str, float | None]:
             "median_completion_tokens": float(np.median([r.get("completion_tokens", 0) for r in rows]))}
 
 
-def compare(folder: Path, base: str, trained: str, seed: int = 0) -> dict[str, dict[str, Any]]:
+def compare(folder: BenchOutput, base: str, trained: str, seed: int = DEFAULT_SEED) -> dict[str, dict[str, Any]]:
     """Per benchmark: both judges' summaries (from results.json), status stats, the paired delta and the no-model
     baselines' primary values on the same items."""
-    results = json.loads((folder / "results.json").read_text())
+    from gavel.bench.results import read_results
+
     out = {}
-    for bench, entry in results["benchmarks"].items():
-        per_judge = entry["judges"]
+    for bench, entry in read_results(folder.root).benchmarks.items():
+        per_judge = entry.judges
         if base not in per_judge or trained not in per_judge:
             continue
-        task = entry["task"]
+        task = entry.task.value
         base_rows, trained_rows = _rows(folder, bench, base), _rows(folder, bench, trained)
-        baselines = {name.removeprefix("baseline:"): summary.get("value")
+        baselines = {name.removeprefix("baseline:"): summary.value
                      for name, summary in per_judge.items() if name.startswith("baseline:")}
-        out[bench] = {"task": task, "base": per_judge[base] | status_stats(base_rows),
-                      "trained": per_judge[trained] | status_stats(trained_rows), "baselines": baselines,
+        out[bench] = {"task": task, "base": per_judge[base].model_dump(mode="json") | status_stats(base_rows),
+                      "trained": per_judge[trained].model_dump(mode="json") | status_stats(trained_rows),
+                      "baselines": baselines,
                       **paired_delta(base_rows, trained_rows, task, seed)}
     return out
 
@@ -234,10 +236,10 @@ def write_report(recipe: Recipe, comparisons: dict[str, dict[str, Any]], train_s
              "The delta is trained minus base with a paired bootstrap CI (items resampled jointly).", ""]
     for mode, rows in comparisons.items():
         lines += _mode_lines(mode, rows)
-    path = recipe.output_dir / "report.md"
+    path = RecipeOutput(recipe.output_dir).report_md
     path.write_text("\n".join(lines), encoding="utf-8")
     summaries = {mode: pairwise_summary(rows) for mode, rows in comparisons.items()}
-    (recipe.output_dir / "report.json").write_text(json.dumps(
+    RecipeOutput(recipe.output_dir).report_json.write_text(json.dumps(
         {"train": train_summary, "judges": {"base": judges[0], "trained": judges[1]},
          "pairwise_summary": summaries, **comparisons}, indent=1))
     return path
@@ -250,10 +252,10 @@ def run(recipe: Recipe, console=None) -> Path:
 
     recipe.output_dir.mkdir(parents=True, exist_ok=True)
     config = recipe.train.model_copy(update={"data": curate_stage(recipe, console)})
-    summary_path = config.output_dir / "train_summary.json"
-    if not summary_path.exists():
+    trained_out = TrainOutput(config.output_dir)
+    if not trained_out.summary.exists():
         train(config)
-    summary = json.loads(summary_path.read_text())
+    summary = trained_out.read_summary()
     base, trained = base_spec(config), trained_spec(config)
     comparisons = {}
     stages = [(Mode.verdict.value, recipe.bench.pairwise + recipe.bench.absolute, recipe.bench.limit),

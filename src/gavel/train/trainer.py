@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from gavel.io import iter_jsonl
+from gavel.layout import CurateOutput, TrainOutput
 from gavel.train.config import EMBEDDED_BASE, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -31,10 +33,11 @@ PAIR_COLUMNS = ("prompt", "chosen", "rejected")
 # -- data ---------------------------------------------------------------------------------------------
 def pairs_path(data: Path) -> Path:
     """The saved dataset or JSONL inside a `gavel curate` folder (or `data` itself)."""
-    if (data / "dataset").is_dir():
-        return data / "dataset"
-    if (data / "pairs.jsonl").is_file():
-        return data / "pairs.jsonl"
+    curated = CurateOutput(data)
+    if curated.dataset.is_dir():
+        return curated.dataset
+    if curated.pairs.is_file():
+        return curated.pairs
     if data.exists():
         return data
     raise FileNotFoundError(f"{data}: no such pairs file or curate folder")
@@ -127,7 +130,7 @@ def dpo_args(config: TrainConfig, *, use_cpu: bool | None = None):
 
     cpu = (not torch.cuda.is_available()) if use_cpu is None else use_cpu
     args: dict[str, Any] = dict(
-        output_dir=str(config.output_dir / "checkpoints"),
+        output_dir=str(TrainOutput(config.output_dir).checkpoints),
         loss_type=["sigmoid", "sft"], loss_weights=[1.0, config.nll_alpha], beta=config.beta,
         learning_rate=config.learning_rate, num_train_epochs=config.epochs, max_steps=config.max_steps,
         per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
@@ -228,7 +231,7 @@ class TrainOutcome:
 def last_checkpoint(output_dir: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
-    folder = output_dir / "checkpoints"
+    folder = TrainOutput(output_dir).checkpoints
     return get_last_checkpoint(str(folder)) if folder.is_dir() else None
 
 
@@ -236,7 +239,7 @@ def prepare_data(config: TrainConfig, tokenizer):
     """Load, limit and length-filter the pairs, and save them under the output folder (TRL caches beside them)."""
     from datasets import load_from_disk
 
-    saved = config.output_dir / "data"
+    saved = TrainOutput(config.output_dir).data
     if (saved / "dataset_info.json").exists():
         return load_from_disk(str(saved))
     dataset = load_pairs(config.data)
@@ -264,33 +267,34 @@ def build_trainer(config: TrainConfig):
     dataset = prepare_data(config, tokenizer)
     trainer = DPOTrainer(model=model, ref_model=None, args=dpo_args(config), train_dataset=dataset,
                          processing_class=tokenizer, peft_config=peft_config(config),
-                         callbacks=[metrics_callback(config.output_dir / "metrics.jsonl")])
+                         callbacks=[metrics_callback(TrainOutput(config.output_dir).metrics)])
     log_loss_parts(trainer)
     return trainer
 
 
 def run(config: TrainConfig) -> TrainOutcome:
     """Train (resuming from the last checkpoint if there is one), save the result, metrics and loss plot."""
+    layout = TrainOutput(config.output_dir)
     config.output_dir.mkdir(parents=True, exist_ok=True)
-    (config.output_dir / "train_config.json").write_text(config.model_dump_json(indent=2))
+    layout.config.write_text(config.model_dump_json(indent=2))
     trainer = build_trainer(config)
     resume = last_checkpoint(config.output_dir)
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - start
-    trained = config.output_dir / ("adapter" if config.method == "lora" else "model")
+    trained = layout.trained(config.method)
     trainer.save_model(str(trained))
     trainer.processing_class.save_pretrained(str(trained))
     history = trainer.state.log_history
-    (config.output_dir / "log_history.json").write_text(json.dumps(history, indent=1))
-    plot_losses(_history_with_steps(config.output_dir), config.output_dir / "losses.png")
+    layout.log_history.write_text(json.dumps(history, indent=1))
+    plot_losses(_history_with_steps(config.output_dir), layout.losses)
     outcome = TrainOutcome(
         output_dir=str(config.output_dir), trained=str(trained), pairs=len(trainer.train_dataset),
         steps=trainer.state.global_step, seconds=round(seconds, 1),
         peak_rss_mib=round(peak_rss_mib(), 1),
         resumed_from=resume, final={k: v for k, v in result.metrics.items() if isinstance(v, int | float)},
     )
-    (config.output_dir / "train_summary.json").write_text(
+    layout.summary.write_text(
         json.dumps(asdict(outcome) | {"config": json.loads(config.model_dump_json())}, indent=2))
     if config.export:
         export_run(config)
@@ -316,13 +320,11 @@ def export_run(config: TrainConfig):
 
 def _history_with_steps(output_dir: Path) -> list[dict[str, Any]]:
     """Every logged step of this run and of the runs it resumed from (metrics.jsonl keeps them all)."""
-    path = output_dir / "metrics.jsonl"
+    path = TrainOutput(output_dir).metrics
     if not path.exists():
         return []
     rows: dict[int, dict[str, Any]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            if "loss" in row:
-                rows[row["step"]] = row  # a resumed run re-logs steps after the checkpoint: keep the latest
+    for _, row, _error in iter_jsonl(path, complete_only=True):
+        if row is not None and "loss" in row:
+            rows[row["step"]] = row  # a resumed run re-logs steps after the checkpoint: keep the latest
     return [rows[s] for s in sorted(rows)]
