@@ -307,10 +307,24 @@ class JsonlAppender:
                 raise
 
     def write(self, row: dict[str, Any]) -> None:
-        data = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
-        written = os.write(self.fd, data)
-        while written < len(data):  # short writes are rare; finish the line
-            written += os.write(self.fd, data[written:])
+        _write_all(self.fd, _line(row))
+
+    def rewrite(self, rows: list[dict[str, Any]]) -> None:
+        """Replace the file with these rows in one step (a crash leaves the old file or the new), still locked:
+        the new file is locked before it takes the old one's name."""
+        staging = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(staging, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            _write_all(fd, b"".join(_line(row) for row in rows))
+            os.fsync(fd)
+            os.replace(staging, self.path)
+        except BaseException:
+            os.close(fd)
+            staging.unlink(missing_ok=True)
+            raise
+        os.close(self.fd)
+        self.fd = fd
 
     def sync(self) -> None:
         os.fsync(self.fd)
@@ -320,3 +334,11 @@ class JsonlAppender:
         os.close(self.fd)  # releases the lock
 
 
+def _line(row: dict[str, Any]) -> bytes:
+    return (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    written = os.write(fd, data)
+    while written < len(data):  # short writes are rare; finish the job
+        written += os.write(fd, data[written:])

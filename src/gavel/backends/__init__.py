@@ -101,7 +101,15 @@ def _with_adapter(text: str) -> ModelSpec:
 
 def load_backend(spec: str | None = None, **options) -> Backend:
     """Build the backend a model spec names. Extra keyword options go to the backend's constructor."""
+    from gavel.backends.identity import model_identity
+
     parsed = parse_spec(spec)
+    backend = _build_backend(spec, parsed, options)
+    backend.info.identity = model_identity(parsed)
+    return backend
+
+
+def _build_backend(spec: str | None, parsed: ModelSpec, options: dict) -> Backend:
     if parsed.kind == "llama.cpp":
         from gavel.backends.llamacpp import LlamaCppBackend
 

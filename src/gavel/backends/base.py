@@ -11,6 +11,10 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gavel.backends.identity import ModelIdentity
 
 from gavel.settings import DEFAULTS
 
@@ -79,6 +83,7 @@ class BackendInfo:
     kind: str
     context_length: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    identity: ModelIdentity | None = None  # set by load_backend: the weights by content (gavel.backends.identity)
 
 
 class Backend(ABC):

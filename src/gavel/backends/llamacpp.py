@@ -16,6 +16,7 @@ import numpy as np
 
 from gavel.backends.base import Backend, BackendInfo, InputTooLong, Reply, Request
 from gavel.backends.local import continuation, cut_at_result, label_probs_from_logits, label_token_ids
+from gavel.backends.lora import check_adapter
 from gavel.labels import REASONING_TAG, RESULT_TAG
 
 
@@ -61,6 +62,8 @@ class LlamaCppBackend(Backend):
         threads = n_threads or int(os.environ.get("GAVEL_THREADS", 0)) or os.cpu_count() or 1
         if lora_path is not None and not Path(lora_path).is_file():
             raise FileNotFoundError(f"{lora_path}: no such LoRA adapter (GGUF)")
+        if lora_path is not None:
+            check_adapter(path, Path(lora_path))  # llama.cpp would crash on a bad one
         lora = {"lora_path": str(lora_path)} if lora_path else {}
         with plain_weight_buffers():
             self.llm = Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, n_batch=n_batch,

@@ -30,7 +30,7 @@ from gavel.bench.report import RowsByBench, write_report
 from gavel.bench.results import BenchmarkResult, BenchResults, FormatSpread, RunMeta, Summary
 from gavel.judge.engine import Judge
 from gavel.judge.records import JudgeRecord, LoadedRow, RowError
-from gavel.judge.result import JudgedRow, JudgeResult, Mode, Status
+from gavel.judge.result import JudgedRow, JudgeResult, Mode
 from gavel.judge.runner import read_results, run_records
 from gavel.labels import PRIMARY_METRIC, Task
 from gavel.layout import BenchOutput
@@ -165,20 +165,17 @@ def read_judged(path: Path, wanted: dict[str, JudgeRecord]) -> list[JudgedRow]:
 
 
 def judge_job(judge: Judge, records: list[JudgeRecord], path: Path, tick: Callable[[], None] | None) -> JobResult:
-    """Judge the records into ``path`` (resuming) and return the typed rows: those already there plus the new."""
+    """Judge the records into ``path`` (resuming; an item edited since is judged again) and return the typed
+    rows: those already there plus the new."""
     wanted = {r.id: r for r in records}
-    done = read_judged(path, wanted)
-    new: list[JudgedRow] = []
 
-    def collect(result: JudgeResult) -> None:
-        if result.status is not Status.error:
-            new.append(JudgedRow(record=wanted[result.id], result=result))
+    def advance(_: JudgeResult) -> None:
         if tick is not None:
             tick()
 
     rows = (LoadedRow(row=i, record=r) for i, r in enumerate(records, start=1))
-    summary = run_records(judge, rows, path, source=str(path), on_result=collect)
-    return JobResult(rows=unique_rows(done + new), row_errors=list(summary.row_errors))
+    summary = run_records(judge, rows, path, source=str(path), on_result=advance)
+    return JobResult(rows=unique_rows(read_judged(path, wanted)), row_errors=list(summary.row_errors))
 
 
 def run_jobs(config: BenchConfig, targets: list[BenchTarget], jobs: list[Job],

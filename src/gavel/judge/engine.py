@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from gavel.backends.base import Backend, Reply, Request
+from gavel.backends.identity import ModelIdentity
 from gavel.judge.parsing import Parsed, parse_output
 from gavel.judge.records import LABELS, JudgeRecord, Rubric, Task
 from gavel.judge.result import JudgeResult, Mode, Status, expected_score
@@ -44,6 +46,7 @@ class Judge:
         self.templates = templates or load_templates(self.settings.template)
         self.backend = model if isinstance(model, Backend) else load_backend(model)
         self._warned_reference = False
+        self._warned_position = False
 
     @property
     def mode(self) -> Mode:
@@ -56,6 +59,19 @@ class Judge:
     @property
     def model_name(self) -> str:
         return self.backend.info.name
+
+    @property
+    def model_identity(self) -> ModelIdentity | None:
+        """The weights behind the judge by content (None for a backend not built by ``load_backend``)."""
+        return self.backend.info.identity
+
+    @property
+    def _default_judge(self) -> bool:
+        """Whether this is gavel's shipped judge (its committed adapter applied)."""
+        from gavel.backends.embedded import judge_adapter
+
+        adapter = self.model_identity.adapter if self.model_identity is not None else None
+        return adapter is not None and Path(adapter.path) == judge_adapter().resolve()
 
     # -- single items -------------------------------------------------------------------------------
     def score(self, instruction: str, response: str, rubric: str | dict | Rubric | None = None,
@@ -119,6 +135,10 @@ class Judge:
         except TemplateError as exc:
             return _Prepared(record=record, requests=[], template=self.templates.name, error=str(exc))
         template = rendered[0][1]
+        if record.task is Task.pairwise and not self.both_orders and not self._warned_position and self._default_judge:
+            log.warning("the default judge answers A on almost every pairwise item judged in one order "
+                        "(docs/model-card.md): judge both orders (--both-orders)")
+            self._warned_position = True
         if record.reference is not None and not template.uses_reference and not self._warned_reference:
             log.warning("template %s has no {reference_response}: reference answers are not shown", template.name)
             self._warned_reference = True
@@ -149,7 +169,7 @@ class Judge:
     # -- reading replies ----------------------------------------------------------------------------
     def _base(self, item: _Prepared) -> dict:
         return {"id": item.record.id, "task": item.record.task, "model": self.model_name,
-                "template": item.template, "mode": self.mode}
+                "template": item.template, "mode": self.mode, "input_hash": item.record.content_hash}
 
     def _failed(self, item: _Prepared, message: str) -> JudgeResult:
         return JudgeResult(**self._base(item), status=Status.error, error=message)

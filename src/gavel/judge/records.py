@@ -16,6 +16,7 @@ Any other field passes through to the output unchanged.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,6 +76,10 @@ _GENERIC_LEVELS = {
     "yes": "The response meets the criterion.",
     "no": "The response does not meet the criterion.",
 }
+
+
+#: The fields a judge sees; the label and passthrough fields are not judged.
+JUDGED_FIELDS = frozenset({"task", "instruction", "response", "response_a", "response_b", "rubric", "reference"})
 
 
 class JudgeRecord(BaseModel):
@@ -146,6 +151,12 @@ class JudgeRecord(BaseModel):
         levels = ("yes", "no") if self.task is Task.classification else tuple(f"score{i}" for i in range(1, 6))
         filled = {k: getattr(self.rubric, k) or _GENERIC_LEVELS[k] for k in levels}
         return self.rubric.model_copy(update=filled)
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 (16 hex digits) of what the judge sees: a row edited under the same id gets another hash."""
+        content = json.dumps(self.model_dump(mode="json", include=JUDGED_FIELDS), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(content.encode("utf-8")).hexdigest()[:16]
 
     def extra_fields(self) -> dict[str, Any]:
         return dict(self.model_extra or {})

@@ -32,6 +32,7 @@ class JudgeResult(BaseModel):
     orders_agree: bool | None = None
     result_by_order: list[str | None] | None = None
     attempts: int = 1
+    input_hash: str | None = None  # JudgeRecord.content_hash of the item judged: an edited item is judged again
 
     @property
     def scored(self) -> bool:
