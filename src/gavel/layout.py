@@ -19,6 +19,14 @@ from typing import Any
 ERRORS_SUFFIX = ".errors.jsonl"
 SETTINGS_SUFFIX = ".run.json"
 
+# gavel curate -o DIR
+#: Written first: the folder is a gavel curate output, which gavel may resume and write into.
+MARKER = ".gavel-curate"
+#: Written last: the mix is finished.
+READY = "READY"
+PAIRS = "pairs.jsonl"
+DATASET = "dataset"
+
 
 def sidecar(output: Path, suffix: str) -> Path:
     """A file beside a JSONL output: ``out.jsonl`` -> ``out.errors.jsonl``; another name gets the suffix added."""
@@ -55,18 +63,22 @@ class BenchOutput:
 
 @dataclass(frozen=True)
 class CurateOutput:
-    """``DIR/dataset/`` (saved with ``datasets``), ``pairs.jsonl``, ``card.md``, ``card.json``, ``work/``, and
-    ``READY``, written last."""
+    """``DIR/.gavel-curate`` (written first), ``dataset/`` (saved with ``datasets``), ``pairs.jsonl``, ``card.md``,
+    ``card.json``, ``work/``, and ``READY``, written last."""
 
     root: Path
 
     @property
+    def marker(self) -> Path:
+        return self.root / MARKER
+
+    @property
     def dataset(self) -> Path:
-        return self.root / "dataset"
+        return self.root / DATASET
 
     @property
     def pairs(self) -> Path:
-        return self.root / "pairs.jsonl"
+        return self.root / PAIRS
 
     @property
     def card_md(self) -> Path:
@@ -82,7 +94,7 @@ class CurateOutput:
 
     @property
     def ready(self) -> Path:
-        return self.root / "READY"
+        return self.root / READY
 
     @property
     def finished(self) -> bool:
@@ -93,7 +105,8 @@ class CurateOutput:
 class TrainOutput:
     """``DIR/checkpoints/``, ``data/`` (the pairs trained on), ``adapter/`` or ``model/``, ``merged/``,
     ``adapter.gguf`` or ``model.gguf``, ``metrics.jsonl``, ``log_history.json``, ``losses.png``,
-    ``train_config.json`` and ``train_summary.json``, written when training ends."""
+    ``train_run.json`` (the settings and the data's identity, written before training) and
+    ``train_summary.json``, written when training ends."""
 
     root: Path
 
@@ -130,8 +143,8 @@ class TrainOutput:
         return self.root / "losses.png"
 
     @property
-    def config(self) -> Path:
-        return self.root / "train_config.json"
+    def run(self) -> Path:
+        return self.root / "train_run.json"
 
     @property
     def summary(self) -> Path:
@@ -168,5 +181,5 @@ class RecipeOutput:
         return self.root / "report.json"
 
 
-__all__ = ["ERRORS_SUFFIX", "SETTINGS_SUFFIX", "BenchOutput", "CurateOutput", "RecipeOutput", "TrainOutput",
-           "safe_name", "sidecar"]
+__all__ = ["DATASET", "ERRORS_SUFFIX", "MARKER", "PAIRS", "READY", "SETTINGS_SUFFIX", "BenchOutput", "CurateOutput",
+           "RecipeOutput", "TrainOutput", "safe_name", "sidecar"]

@@ -8,7 +8,7 @@ and allowed range is defined here once. ``Judge``, ``gavel judge``, ``gavel benc
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from annotated_types import Ge, Gt, Le
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -72,6 +72,12 @@ DEFAULT_SEED = 0
 BOOTSTRAP_RESAMPLES = 1000
 
 
+def setting_type(name: str) -> Any:
+    """The type of one setting with its allowed range, for a model that takes it too (a request's override)."""
+    field = JudgeSettings.model_fields[name]
+    return Annotated[field.annotation, *field.metadata]
+
+
 def allowed_range(name: str) -> str:
     """The allowed range of a numeric setting in words: ``from 1 to 32768``, ``above 0.0 and at most 2.0``."""
     rules = {type(rule): rule for rule in JudgeSettings.model_fields[name].metadata}
@@ -90,4 +96,5 @@ def _problem(error: dict[str, Any]) -> tuple[str, str]:
     return name, error["msg"]
 
 
-__all__ = ["BOOTSTRAP_RESAMPLES", "DEFAULTS", "DEFAULT_SEED", "JudgeSettings", "SettingsError", "allowed_range"]
+__all__ = ["BOOTSTRAP_RESAMPLES", "DEFAULTS", "DEFAULT_SEED", "JudgeSettings", "SettingsError", "allowed_range",
+           "setting_type"]
