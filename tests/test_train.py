@@ -300,3 +300,20 @@ def test_every_committed_recipe_and_its_curate_config_validate(path):
     assert recipe.name == path.stem
     if recipe.curate.config is not None:
         assert load_config(recipe.curate.config).sources
+
+
+def test_recipe_mix_token_limit_follows_the_trainer_unless_the_curate_config_sets_it(tmp_path):
+    import yaml
+
+    from gavel.train.recipe import curate_config, load_recipe
+
+    recipe = load_recipe(REPO / "recipes" / "tiny-cpu.yaml", output_dir=tmp_path / "run")
+    assert curate_config(recipe).mix.max_tokens == 1024  # configs/curate/cpu.yaml sets it
+    curate = yaml.safe_load((REPO / "configs" / "curate" / "cpu.yaml").read_text())
+    del curate["mix"]["max_tokens"]
+    (tmp_path / "curate.yaml").write_text(yaml.safe_dump(curate))
+    data = yaml.safe_load((REPO / "recipes" / "tiny-cpu.yaml").read_text())
+    data["curate"] = {"config": "curate.yaml"}
+    data["train"] |= {"max_length": 640, "data": str(REPO / "tests" / "fixtures" / "train" / "pairs.jsonl")}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(data))
+    assert curate_config(load_recipe(tmp_path / "recipe.yaml")).mix.max_tokens == 640

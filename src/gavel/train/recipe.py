@@ -8,6 +8,7 @@ gavel.train.trainer), ``bench-verdict/`` and ``bench-critique/`` (gavel bench fo
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gavel.bench.baselines import BASELINES
 from gavel.config import ConfigError, read_yaml_mapping, validate_model, with_changes
-from gavel.curate.config import load_config
+from gavel.curate.config import CurateConfig, load_config
 from gavel.data import default_data_root
 from gavel.labels import Mode, Status
 from gavel.layout import READY, BenchOutput, CurateOutput, RecipeOutput, TrainOutput
 from gavel.settings import DEFAULT_SEED, JudgeSettings
 from gavel.train.config import EMBEDDED_BASE, TrainConfig, resolve_paths
 
+log = logging.getLogger(__name__)
 
 class CurateStage(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -91,8 +93,20 @@ def curate_stage(recipe: Recipe, console) -> Path:
         return recipe.train.data
     from gavel.curate.pipeline import run as curate
 
-    curate(load_config(recipe.curate.config), out.root, console=console)
+    curate(curate_config(recipe), out.root, console=console)
     return out.root
+
+
+def curate_config(recipe: Recipe) -> CurateConfig:
+    """The recipe's curate config; the mix's token limit is the trainer's ``max_length`` unless the config sets
+    one (a longer pair would only be dropped by the trainer)."""
+    config = load_config(recipe.curate.config)
+    if "max_tokens" in config.mix.model_fields_set:
+        if config.mix.max_tokens > recipe.train.max_length:
+            log.warning("curate mix.max_tokens %d is above train.max_length %d: longer pairs will be dropped",
+                        config.mix.max_tokens, recipe.train.max_length)
+        return config
+    return with_changes(config, mix=with_changes(config.mix, max_tokens=recipe.train.max_length))
 
 
 def trained_spec(train: TrainConfig) -> str:
