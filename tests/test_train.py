@@ -317,3 +317,14 @@ def test_recipe_mix_token_limit_follows_the_trainer_unless_the_curate_config_set
     data["train"] |= {"max_length": 640, "data": str(REPO / "tests" / "fixtures" / "train" / "pairs.jsonl")}
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(data))
     assert curate_config(load_recipe(tmp_path / "recipe.yaml")).mix.max_tokens == 640
+
+
+def test_extra_dpo_arguments_are_checked_against_dpoconfig(tmp_path):
+    from gavel.train.trainer import DPO_RENAMES, check_extra, dpo_args
+
+    config = load_train_config(REPO / "recipes" / "tiny-cpu.yaml", output_dir=tmp_path / "out")
+    args = dpo_args(config.model_copy(update={"extra": {"adam_beta2": 0.99}}))
+    assert args.adam_beta2 == 0.99 and args.num_train_epochs == config.epochs  # a renamed field arrives
+    assert all(getattr(args, renamed) is not None for renamed in DPO_RENAMES.values())
+    with pytest.raises(ValueError, match="extra: not DPOConfig argument.*adam_beta_two"):
+        check_extra(config.model_copy(update={"extra": {"adam_beta_two": 0.99}}))

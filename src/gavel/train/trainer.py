@@ -178,25 +178,41 @@ def peft_config(config: TrainConfig):
                       target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
 
 
+#: TrainConfig fields passed to DPOConfig under another name; the fields in _SAME_NAME keep theirs.
+DPO_RENAMES = {"epochs": "num_train_epochs", "batch_size": "per_device_train_batch_size",
+               "grad_accum": "gradient_accumulation_steps", "scheduler": "lr_scheduler_type",
+               "warmup_ratio": "warmup_steps"}
+_SAME_NAME = ("beta", "learning_rate", "weight_decay", "max_length", "precompute_ref_log_probs", "bf16",
+              "gradient_checkpointing", "logging_steps", "save_steps", "save_total_limit", "seed")
+
+
+def check_extra(config: TrainConfig) -> None:
+    """ValueError naming the keys of ``extra`` that are not DPOConfig arguments."""
+    import dataclasses
+
+    from trl import DPOConfig
+
+    unknown = sorted(set(config.extra) - {f.name for f in dataclasses.fields(DPOConfig)})
+    if unknown:
+        raise ValueError(f"extra: not DPOConfig argument(s): {', '.join(unknown)}")
+
+
 def dpo_args(config: TrainConfig, *, use_cpu: bool | None = None):
-    """The DPOConfig for `config` (builds without a GPU, so multi-GPU recipes can be checked anywhere)."""
+    """The DPOConfig for `config` (builds without a GPU, so multi-GPU recipes can be checked anywhere).
+
+    ``config.extra`` is passed on last; a key that is not a DPOConfig argument is a ValueError naming it.
+    """
     import torch
     from trl import DPOConfig
 
+    check_extra(config)
     cpu = (not torch.cuda.is_available()) if use_cpu is None else use_cpu
-    args: dict[str, Any] = dict(
-        output_dir=str(TrainOutput(config.output_dir).checkpoints),
-        loss_type=["sigmoid", "sft"], loss_weights=[1.0, config.nll_alpha], beta=config.beta,
-        learning_rate=config.learning_rate, num_train_epochs=config.epochs, max_steps=config.max_steps or -1,
-        per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
-        lr_scheduler_type=config.scheduler, warmup_steps=config.warmup_ratio, weight_decay=config.weight_decay,
-        max_length=config.max_length, truncation_mode="keep_start",
-        precompute_ref_log_probs=config.precompute_ref_log_probs,
+    args: dict[str, Any] = {DPO_RENAMES.get(name, name): getattr(config, name) for name in (*DPO_RENAMES, *_SAME_NAME)}
+    args |= dict(
+        output_dir=str(TrainOutput(config.output_dir).checkpoints), max_steps=config.max_steps or -1,
+        loss_type=["sigmoid", "sft"], loss_weights=[1.0, config.nll_alpha], truncation_mode="keep_start",
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
-        bf16=config.bf16, gradient_checkpointing=config.gradient_checkpointing, use_cpu=cpu,
-        logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit, seed=config.seed, report_to="none",
-        dataloader_num_workers=0,
+        use_cpu=cpu, save_strategy="steps", report_to="none", dataloader_num_workers=0,
     )
     return DPOConfig(**(args | config.extra))
 
@@ -326,6 +342,7 @@ def check_run(config: TrainConfig) -> RunPlan:
     already in the output folder (same settings and data: resumed, or finished; others: refused)."""
     out = config.output_dir
     check_output_dir(out)
+    check_extra(config)
     check_base(config.base)
     pairs = load_pairs(config.data)
     identity = run_identity(config, data_identity(config.data, pairs))
