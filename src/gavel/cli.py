@@ -79,7 +79,7 @@ def judge(
     from gavel.io import OutputError
     from gavel.judge.engine import Judge
     from gavel.judge.records import read_rows
-    from gavel.judge.runner import RunInterrupted, check_output, run_records, write_errors
+    from gavel.judge.runner import RunInterrupted, SettingsChanged, check_output, run_records, write_errors
     from gavel.judge.templates import TemplateError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -103,6 +103,8 @@ def judge(
             task = progress.add_task("judge", total=valid)
             summary = run_records(judge_, rows, out, source=input, force=force,
                                   on_result=lambda _: progress.advance(task))
+    except SettingsChanged as exc:
+        _usage_error(ValueError(f"{exc}, or --force to add to it anyway"))
     except OutputError as exc:
         _usage_error(exc)
     except ServerUnavailable as exc:  # the server stopped answering mid-run: stop, keep what is written
@@ -255,9 +257,15 @@ def curate(
         "--only-source", help="Build a single-source mix from the config's source NAME.")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the registered sources and exit.")] = False,
 ) -> None:
-    """Curate public judge data into DPO preference pairs (TRL format) with a data card."""
+    """Curate public judge data into DPO preference pairs (TRL format) with a data card.
+
+    Exit codes: 0 done (READY written); 1 a stage left no items, or the teacher's server stopped answering
+    (re-run to resume the teacher stage); 2 usage error (config, output folder, data root or teacher), found
+    before any stage runs.
+    """
+    from gavel.backends import ServerUnavailable
     from gavel.curate.config import ConfigError, load_config
-    from gavel.curate.pipeline import OutputFrozen, run
+    from gavel.curate.pipeline import EmptyMix, run
     from gavel.curate.sources import SOURCES
     from gavel.io import OutputError
 
@@ -274,11 +282,12 @@ def curate(
         console.print("[red]error:[/red] missing CONFIG (a curation YAML file)")
         raise typer.Exit(2)
     try:
-        config = load_config(config_path)
-        report = run(config, output, only_source=only_source, console=console)
-    except (ConfigError, OutputFrozen, OutputError, ValueError, KeyError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        report = run(load_config(config_path), output, only_source=only_source, console=console)
+    except (ConfigError, OutputError, ValueError, KeyError) as exc:
+        _usage_error(exc)
+    except (EmptyMix, ServerUnavailable) as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
     console.print(f"{len(report.rows)} pairs -> {output / 'dataset'}, {output / 'pairs.jsonl'}; "
                   f"card: {output / 'card.md'}")
 
@@ -317,27 +326,36 @@ def train(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output folder (overrides the config's "
                                                 "output_dir). Re-running resumes from the last checkpoint.")] = None,
     data: Annotated[Path | None, typer.Option(help="Pairs: a `gavel curate` folder or pairs .jsonl.")] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Stop after N optimizer steps.")] = None,
-    limit: Annotated[int | None, typer.Option(help="Train on N pairs (a seeded sample).")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after N optimizer steps (N >= 1).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Train on N pairs, a seeded sample (N >= 1).")] = None,
 ) -> None:
     """Train a judge with DPO + NLL on the chosen answer (TRL), then merge and export it (HF folder, GGUF).
 
     Writes checkpoints, metrics.jsonl, log_history.json, losses.png and train_summary.json to the output folder.
+    Re-running resumes an interrupted run; a finished one with the same settings and data is left as it is.
+
+    Exit codes: 0 trained (or already trained); 2 usage error (config, options, output, base or pairs), found
+    before the model loads; 130 interrupted.
     """
+    from gavel.config import ConfigError
+    from gavel.io import OutputError
     from gavel.train.config import load_train_config
-    from gavel.train.trainer import run
+    from gavel.train.trainer import check_run, run
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         cfg = load_train_config(config, output_dir=output, data=data, max_steps=max_steps, limit=limit)
-    except (FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        plan = check_run(cfg)
+    except (ConfigError, OutputError, OSError, ValueError, RuntimeError) as exc:
+        _usage_error(exc)
+    if plan.finished is not None:
+        console.print(f"already trained with these settings and data: {plan.finished.steps} steps -> "
+                      f"{plan.finished.trained}; nothing to do")
+        return
     try:
-        outcome = run(cfg)
-    except (FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        outcome = run(cfg, plan)
+    except (FileNotFoundError, ValueError) as exc:  # e.g. no pair fits max_length (found before the model loads)
+        _usage_error(exc)
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted:[/yellow] run the same command again to resume from the last checkpoint "
                       f"in {cfg.output_dir / 'checkpoints'}")
@@ -351,16 +369,29 @@ def recipe(
     recipe_file: Annotated[Path, typer.Argument(help="Recipe YAML: curate, train and bench sections.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output folder for every stage.")] = None,
 ) -> None:
-    """Curate -> train -> bench the base and the trained judge on the same items -> one report with deltas."""
+    """Curate -> train -> bench the base and the trained judge on the same items -> one report with deltas.
+
+    Exit codes: 0 done; 1 a stage stopped (an empty mix, a server down); 2 usage error (the recipe, its curate
+    config, an output that must not be written).
+    """
+    from gavel.backends import ServerUnavailable
+    from gavel.config import ConfigError
+    from gavel.curate.pipeline import EmptyMix
+    from gavel.io import OutputError
     from gavel.train.recipe import load_recipe, run
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         cfg = load_recipe(recipe_file, output_dir=output)
-    except (FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    report = run(cfg, console=console)
+    except (ConfigError, OSError, ValueError) as exc:
+        _usage_error(exc)
+    try:
+        report = run(cfg, console=console)
+    except OutputError as exc:
+        _usage_error(exc)
+    except (EmptyMix, ServerUnavailable) as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
     console.print(f"report: {report}")
 
 

@@ -103,6 +103,27 @@ def _with_adapter(text: str) -> ModelSpec:
     return ModelSpec("llama.cpp", base.model, options={"lora_path": adapter})
 
 
+def check_model(spec: str | None) -> None:
+    """Fail fast, without loading weights, on a model that cannot be used: a missing GGUF or adapter file, an
+    adapter that does not fit its base, a folder without model files or an unreachable hub id (ValueError,
+    FileNotFoundError, RuntimeError), or no server at the URL (ServerUnavailable)."""
+    parsed = parse_spec(spec)
+    if parsed.kind == "llama.cpp":
+        for path, what in ((parsed.model, "GGUF file"), (parsed.options.get("lora_path"), "LoRA adapter (GGUF)")):
+            if path is not None and not Path(path).is_file():
+                raise FileNotFoundError(f"{path}: no such {what}")
+        if "lora_path" in parsed.options:
+            from gavel.backends.lora import check_adapter
+
+            check_adapter(Path(parsed.model), Path(parsed.options["lora_path"]))
+    elif parsed.kind == "transformers" and parsed.model != "smollm2":
+        from gavel.backends.transformers_backend import check_model_source
+
+        check_model_source(parsed.model)
+    elif parsed.kind in ("openai", "ollama"):
+        load_backend(spec).close()  # the client checks the server once (GET /models) and holds nothing
+
+
 def load_backend(spec: str | None = None, **options) -> Backend:
     """Build the backend a model spec names. Extra keyword options go to the backend's constructor."""
     from gavel.backends.identity import model_identity
