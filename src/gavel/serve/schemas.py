@@ -153,9 +153,6 @@ class BackendReply(BaseModel):
                    prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
                    latency_s=reply.latency_s, error=reply.error, input_error=reply.input_error)
 
-    def to_reply(self) -> Reply:
-        return Reply(**self.model_dump())
-
 
 class GenerateResponse(BaseModel):
     replies: list[BackendReply]
