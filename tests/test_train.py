@@ -326,5 +326,5 @@ def test_extra_dpo_arguments_are_checked_against_dpoconfig(tmp_path):
     args = dpo_args(config.model_copy(update={"extra": {"adam_beta2": 0.99}}))
     assert args.adam_beta2 == 0.99 and args.num_train_epochs == config.epochs  # a renamed field arrives
     assert all(getattr(args, renamed) is not None for renamed in DPO_RENAMES.values())
-    with pytest.raises(ValueError, match="extra: not DPOConfig argument.*adam_beta_two"):
+    with pytest.raises(ValueError, match=r"extra: not DPOConfig argument.*adam_beta_two"):
         check_extra(config.model_copy(update={"extra": {"adam_beta_two": 0.99}}))
