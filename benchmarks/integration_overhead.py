@@ -89,7 +89,7 @@ def main() -> None:
               f"{outside / inside:21.2%}")
 
     with tempfile.TemporaryDirectory() as tmp:
-        cached = Judge(judge.backend, mode=args.mode, max_new_tokens=args.max_new_tokens, cache=Path(tmp) / "c.db")
+        cached = Judge(judge.backend, judge.settings, cache=Path(tmp) / "c.db")
         reward = JudgeReward(cached)
         fill, _ = timed(lambda: reward(prompts, completions))
         hit, _ = timed(lambda: reward(prompts, completions))

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from gavel.backends.base import REASONING_TAG, RESULT_TAG, Backend, BackendInfo, InputTooLong, Reply, Request
+from gavel.backends.base import Backend, BackendInfo, InputTooLong, Reply, Request
 from gavel.backends.local import continuation, cut_at_result, label_probs_from_logits, label_token_ids
 from gavel.backends.lora import check_adapter
+from gavel.labels import REASONING_TAG, RESULT_TAG
 
 
 @contextmanager

@@ -30,9 +30,7 @@ def both_orders(judge: Judge) -> Judge:
     """The judge reading each pair in both orders (the same model, cache and other settings)."""
     if judge.both_orders:
         return judge
-    return Judge(judge.backend, mode=judge.mode, template=judge.templates, both_orders=True,
-                 max_new_tokens=judge.max_new_tokens, repetition_penalty=judge.repetition_penalty,
-                 retries=judge.retries, cache=judge.cache)
+    return Judge(judge.backend, judge.settings, templates=judge.templates, cache=judge.cache, both_orders=True)
 
 
 def message_text(value: Any, role: str | None = None) -> str:

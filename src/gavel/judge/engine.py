@@ -6,15 +6,17 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from gavel.backends.base import REPETITION_PENALTY, Backend, Reply, Request, model_lock
+from gavel.backends.base import Backend, Reply, Request, model_lock
 from gavel.backends.identity import ModelIdentity
 from gavel.judge.cache import JudgmentCache, cache_key
 from gavel.judge.parsing import Parsed, parse_output
 from gavel.judge.records import LABELS, JudgeRecord, Rubric, Task, validate_row
 from gavel.judge.result import JudgeResult, Mode, Status, expected_score
 from gavel.judge.templates import TemplateError, TemplateSet, load_templates
-from gavel.labels import swap_label
+from gavel.labels import TIE, swap_label
+from gavel.settings import JudgeSettings
 
 log = logging.getLogger(__name__)
 
@@ -42,43 +44,42 @@ def as_record(value: JudgeRecord | dict, row: int) -> JudgeRecord:
 
 
 class Judge:
-    """A judge model with a prompt template and a mode.
+    """A judge model run with :class:`~gavel.settings.JudgeSettings` (mode, template, both orders, ...).
 
     >>> judge = Judge()                      # gavel's trained judge: SmolLM2-135M + LoRA, llama.cpp
     >>> judge.compare("2+2?", "4", "5").result
+    >>> Judge("smollm2", JudgeSettings(mode="verdict"), both_orders=True)   # settings, then changes to them
+
+    ``templates`` replaces the template set that ``settings.template`` names (the curation teacher's own set).
+    Settings out of range raise :class:`~gavel.settings.SettingsError` before the model loads.
 
     ``cache``: a judgment cache file (:mod:`gavel.judge.cache`); items judged before with the same model,
     template, mode and settings are read from it instead of the model. A judge may be called from several
     threads: a backend that holds a local model runs one batch at a time.
     """
 
-    def __init__(
-        self,
-        model: str | Backend | None = None,
-        *,
-        mode: Mode | str = Mode.critique,
-        template: str | TemplateSet | None = None,
-        both_orders: bool = False,
-        max_new_tokens: int = 512,
-        repetition_penalty: float = REPETITION_PENALTY,
-        retries: int = 0,
-        cache: str | Path | JudgmentCache | None = None,
-    ) -> None:
+    def __init__(self, model: str | Backend | None = None, settings: JudgeSettings | None = None, *,
+                 templates: TemplateSet | None = None, cache: str | Path | JudgmentCache | None = None,
+                 **changes: Any) -> None:
         from gavel.backends import load_backend
 
+        self.settings = JudgeSettings.of(settings, **changes)
+        self.templates = templates or load_templates(self.settings.template)
         self.backend = model if isinstance(model, Backend) else load_backend(model)
-        self.mode = Mode(mode)
-        self.templates = template if isinstance(template, TemplateSet) else load_templates(template)
-        self.both_orders = both_orders
-        self.max_new_tokens = max_new_tokens
-        self.repetition_penalty = repetition_penalty
-        self.retries = retries
         self.cache = cache if isinstance(cache, JudgmentCache) or cache is None else JudgmentCache(cache)
         if self.cache is not None and self.model_identity is None:
             log.warning("judgment cache %s: the model has no identity (a backend not built by load_backend), so its "
                         "judgments are not cached", self.cache.path)
         self._warned_reference = False
         self._warned_position = False
+
+    @property
+    def mode(self) -> Mode:
+        return self.settings.mode
+
+    @property
+    def both_orders(self) -> bool:
+        return self.settings.both_orders
 
     @property
     def model_name(self) -> str:
@@ -160,16 +161,11 @@ class Judge:
                 results.append(result)
         return results
 
-    def settings(self) -> dict:
-        """Every setting that changes a judgment besides the model and the template text."""
-        return {"mode": self.mode.value, "template": self.templates.name, "both_orders": self.both_orders,
-                "max_new_tokens": self.max_new_tokens, "repetition_penalty": self.repetition_penalty,
-                "retries": self.retries}
-
     def _cache_key(self, item: _Prepared) -> str | None:
         if self.cache is None or item.error is not None or self.model_identity is None:
             return None
-        return cache_key(self.model_identity.key, item.template_text, self.mode.value, self.settings(), item.requests)
+        return cache_key(self.model_identity.key, item.template_text, self.mode.value,
+                         self.settings.model_dump(mode="json"), item.requests)
 
     def _prepare(self, record: JudgeRecord) -> _Prepared:
         orders = [record, record.swapped()] if self.both_orders and record.task is Task.pairwise else [record]
@@ -187,8 +183,8 @@ class Judge:
             self._warned_reference = True
         requests = [
             Request(messages=[{"role": "user", "content": text}], labels=record.labels,
-                    critique=self.mode is Mode.critique, max_new_tokens=self.max_new_tokens,
-                    repetition_penalty=self.repetition_penalty)
+                    critique=self.mode is Mode.critique, max_new_tokens=self.settings.max_new_tokens,
+                    repetition_penalty=self.settings.repetition_penalty)
             for text, _ in rendered
         ]
         return _Prepared(record=record, requests=requests, template=template.name, template_text=template.text)
@@ -198,13 +194,14 @@ class Judge:
             return []
         with model_lock(self.backend):
             replies = self.backend.run(requests)
-        for attempt in range(1, self.retries + 1):
+        for attempt in range(1, self.settings.retries + 1):
             todo = [i for i, (req, rep) in enumerate(zip(requests, replies, strict=True))
                     if not rep.input_error and _verdict(req, rep)[0] is None]
             if not todo:
                 break
             with model_lock(self.backend):
-                again = self.backend.run([_with_temperature(requests[i], 0.7) for i in todo])
+                again = self.backend.run([replace(requests[i], temperature=self.settings.retry_temperature)
+                                          for i in todo])
             for i, reply in zip(todo, again, strict=True):
                 reply.attempts = attempt + 1
                 replies[i] = reply
@@ -243,14 +240,12 @@ class Judge:
             return first if first.status is Status.error else second
         probs = None
         if first.probabilities and second.probabilities:
-            probs = {
-                "A": (first.probabilities["A"] + second.probabilities["B"]) / 2,
-                "B": (first.probabilities["B"] + second.probabilities["A"]) / 2,
-            }
+            probs = {label: (first.probabilities[label] + second.probabilities[swap_label(label)]) / 2
+                     for label in LABELS[Task.pairwise]}
         if probs is not None:
-            result = "A" if probs["A"] >= probs["B"] else "B"
+            result = max(probs, key=probs.__getitem__)  # A on a tie of probabilities
         elif first.result is not None and second_result is not None:
-            result = first.result if first.result == second_result else "tie"
+            result = first.result if first.result == second_result else TIE
         else:
             result = first.result or second_result
         # the weaker status among the orders that gave a result (an unreadable order shows in result_by_order)
@@ -304,8 +299,3 @@ def _verdict(request: Request, reply: Reply, parsed: Parsed | None = None) -> tu
 
 def _task_of(labels: tuple[str, ...]) -> Task:
     return next(task for task, allowed in LABELS.items() if allowed == labels)
-
-
-def _with_temperature(request: Request, temperature: float) -> Request:
-    return replace(request, temperature=temperature)
-

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Hashable
 from enum import Enum
 from typing import Any
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: The batch key of rendered backend requests (``/v1/generate``); judge batches are keyed by their settings.
 _GENERATE = "generate"
+#: Judges (one per distinct request settings) kept between batches; clients cannot grow this without bound.
+_JUDGES_KEPT = 16
 #: What a client reads when the model failed on its item (the details stay in the server log).
 ITEM_FAILED = "the model failed on this item (see the server log)"
 
@@ -38,7 +41,7 @@ class JudgeService:
         self.settings = dict(settings)
         self.config = config
         self.metrics = Metrics()
-        self._judges: dict[str, Judge] = {}
+        self._judges: OrderedDict[str, Judge] = OrderedDict()
         self.batcher = Batcher(self._run_batch, self._item_failure, max_batch=config.max_batch,
                                max_wait_s=config.max_wait_s, max_queue=config.max_queue,
                                on_batch=self.metrics.batch_size.observe)
@@ -71,9 +74,13 @@ class JudgeService:
         return results
 
     def _judge(self, key: str) -> Judge:
-        if key not in self._judges:
-            settings = json.loads(key)
-            self._judges[key] = Judge(self.backend, **settings)
+        """The judge of these settings over the shared backend (the most recently used few are kept)."""
+        if key in self._judges:
+            self._judges.move_to_end(key)
+        else:
+            self._judges[key] = Judge(self.backend, **json.loads(key))
+            while len(self._judges) > _JUDGES_KEPT:
+                self._judges.popitem(last=False)
         return self._judges[key]
 
     def _item_failure(self, key: Hashable, item: Any, exc: BaseException) -> Any:
