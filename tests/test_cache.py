@@ -191,3 +191,18 @@ def test_gavel_judge_and_bench_take_a_cache(tmp_path, monkeypatch):
         assert result.exit_code == 0, result.output
         items.append((out / "items" / "mini" / "default" / "default.jsonl").read_text())
     assert items[0] == items[1]
+
+
+def test_threads_sharing_one_judge_get_the_verdicts_of_one_thread(backend):
+    """The local model runs one batch at a time (model_lock): threads may share a Judge, as Inspect's and GRPO's
+    concurrent scorers do."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    judge = Judge(backend, mode="verdict")
+    records = _records("t-", 6)
+    alone = judge.judge(records)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        together = list(pool.map(lambda r: judge.judge([r])[0], records))
+    for one, other in zip(alone, together, strict=True):
+        assert one.result == other.result
+        assert one.probabilities == pytest.approx(other.probabilities, abs=1e-4)

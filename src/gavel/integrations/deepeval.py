@@ -17,8 +17,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from deepeval.metrics import BaseMetric
-from deepeval.test_case import LLMTestCase
+try:
+    from deepeval.metrics import BaseMetric
+    from deepeval.test_case import LLMTestCase
+except ImportError:
+    raise ImportError("gavel's DeepEval metrics need DeepEval: pip install 'gavel[deepeval]'") from None
 
 from gavel.integrations import JudgeLike, as_judge, both_orders
 from gavel.judge.cache import JudgmentCache

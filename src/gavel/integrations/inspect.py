@@ -24,9 +24,12 @@ import functools
 import threading
 from typing import Any
 
-import anyio
-from inspect_ai.scorer import CORRECT, INCORRECT, Score, Target, accuracy, mean, scorer, stderr
-from inspect_ai.solver import TaskState
+try:
+    import anyio
+    from inspect_ai.scorer import CORRECT, INCORRECT, Score, Target, accuracy, mean, scorer, stderr
+    from inspect_ai.solver import TaskState
+except ImportError:
+    raise ImportError("gavel's Inspect AI scorers need Inspect AI: pip install 'gavel[inspect]'") from None
 
 from gavel.integrations import both_orders
 from gavel.judge.engine import Judge
