@@ -18,6 +18,7 @@ from gavel.backends.base import Backend, BackendInfo, InputTooLong, Reply, Reque
 from gavel.backends.local import continuation, cut_at_result, label_probs_from_logits, label_token_ids
 from gavel.backends.lora import check_adapter
 from gavel.labels import REASONING_TAG, RESULT_TAG
+from gavel.settings import DEFAULT_SEED
 
 
 @contextmanager
@@ -49,7 +50,7 @@ class LlamaCppBackend(Backend):
     batch_size = 1
 
     def __init__(self, model_path: str | Path, *, n_ctx: int = 8192, n_threads: int | None = None,
-                 n_batch: int = 512, seed: int = 0, name: str | None = None,
+                 n_batch: int = 512, seed: int = DEFAULT_SEED, name: str | None = None,
                  lora_path: str | Path | None = None) -> None:
         try:
             from llama_cpp import Llama
