@@ -38,6 +38,13 @@ MaxTokensOption = Annotated[int, typer.Option(help="Critique length limit, in to
 PenaltyOption = Annotated[float, typer.Option(
     help="Critique generation: repetition penalty (1.0 = off). Applied by llama.cpp, transformers and vLLM; "
     "an OpenAI-compatible server uses its own setting.")]
+BatchOption = Annotated[int | None, typer.Option(
+    "--batch", min=1, help="Requests per forward pass (llama.cpp: KV-cache sequences; transformers, vLLM: batch "
+    "size). llama.cpp default 1, one at a time; more is experimental: verdict mode gives the same results, "
+    "critique mode can differ slightly (docs/performance.md).")]
+ThreadsOption = Annotated[int | None, typer.Option(
+    "--threads", min=1, help="CPU threads for llama.cpp (default $GAVEL_THREADS, else one per core; on a "
+    "machine shared with a busy process, give the number of idle cores).")]
 TemplateOption = Annotated[str | None, typer.Option(
     "--template", "-t", help="Built-in template set (default, markdown, json, xml, plain, rubric-first), "
     "a template folder, or one template file (.txt/.yaml with {placeholders}, or .j2).")]
@@ -62,6 +69,8 @@ def judge(
     max_new_tokens: MaxTokensOption = 512,
     repetition_penalty: PenaltyOption = REPETITION_PENALTY,
     retries: Annotated[int, typer.Option(help="Re-ask (sampling) when no result could be read.")] = 0,
+    batch: BatchOption = None,
+    threads: ThreadsOption = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Resume into an output written with other settings (model, mode, template...).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -90,7 +99,7 @@ def judge(
             raise ValueError(f"{input}: holds no records")
         check_output(out, [input])
         with console.status("loading model…"):
-            judge_ = Judge(model, mode=mode, template=template, both_orders=both_orders,
+            judge_ = Judge(_backend(model, batch, threads), mode=mode, template=template, both_orders=both_orders,
                            max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty,
                            retries=retries)
     except (OSError, ValueError, TemplateError, RuntimeError, ImportError) as exc:
@@ -128,6 +137,22 @@ def judge(
                       "(all parse_failed); check the model and template")
     if summary.row_errors or (summary.judged and unread == summary.judged):
         raise typer.Exit(1)
+
+
+def _backend(model: str | None, batch: int | None, threads: int | None):
+    """The model spec, or the backend built with the options given (`--batch`, `--threads`)."""
+    options = {"batch_size": batch} if batch else {}
+    if threads:
+        from gavel.backends import parse_spec
+
+        if parse_spec(model).kind != "llama.cpp":
+            raise ValueError("--threads applies to llama.cpp models (GGUF files and the default judge)")
+        options["n_threads"] = threads
+    if not options:
+        return model
+    from gavel.backends import load_backend
+
+    return load_backend(model, **options)
 
 
 def _usage_error(exc: BaseException) -> NoReturn:
