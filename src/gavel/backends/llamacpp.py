@@ -16,9 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from gavel.backends.base import REASONING_TAG, RESULT_TAG, Backend, BackendInfo, InputTooLong, Reply, Request
+from gavel.backends.base import Backend, BackendInfo, InputTooLong, Reply, Request
 from gavel.backends.llamacpp_slots import Plan, SlotScheduler, Ticket
 from gavel.backends.local import CritiqueText, continuation, label_probs_from_logits, label_token_ids
+from gavel.backends.lora import check_adapter
+from gavel.labels import REASONING_TAG, RESULT_TAG
 
 #: Sequences per forward pass by default (``batch_size``); 1 runs requests one after another. Batching stays
 #: opt-in until it reproduces one-at-a-time critiques exactly (docs/performance.md, "Several sequences per pass").
@@ -81,6 +83,8 @@ class LlamaCppBackend(Backend):
         threads = n_threads or default_threads()
         if lora_path is not None and not Path(lora_path).is_file():
             raise FileNotFoundError(f"{lora_path}: no such LoRA adapter (GGUF)")
+        if lora_path is not None:
+            check_adapter(path, Path(lora_path))  # llama.cpp would crash on a bad one
         lora = {"lora_path": str(lora_path)} if lora_path else {}
         with plain_weight_buffers():
             self.llm = Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, n_batch=n_batch,

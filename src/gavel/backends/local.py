@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gavel.backends.base import REASONING_TAG, RESULT_STOPS, RESULT_TAG, label_variants, normalise
+from gavel.backends.base import label_variants, normalise
+from gavel.labels import RESULT_STOPS, answer_text
 
 
 def cut_at_result(text: str) -> tuple[str, bool]:
@@ -66,10 +67,7 @@ class CritiqueText:
 
 def continuation(critique_text: str, critique_mode: bool) -> str:
     """Assistant text after which the verdict token is read."""
-    if not critique_mode:
-        return RESULT_TAG
-    body = critique_text.rstrip()
-    return f"{REASONING_TAG}{body}\n\n{RESULT_TAG}" if body else f"{REASONING_TAG}\n\n{RESULT_TAG}"
+    return answer_text(None, critique_text.rstrip(), verbatim=True) if critique_mode else answer_text(None)
 
 
 def label_token_ids(labels: Sequence[str], encode) -> dict[str, list[int]]:

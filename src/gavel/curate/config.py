@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from gavel.config import ConfigError, load_yaml_model
+
+__all__ = ["ConfigError", "CurateConfig", "load_config"]
+
+from gavel.labels import Mode
+from gavel.settings import DEFAULT_SEED, JudgeSettings
 
 
 class _Strict(BaseModel):
@@ -33,6 +39,10 @@ class TeacherConfig(_Strict):
     rejected: Literal["teacher", "flipped"] = Field(
         "teacher", description="teacher: the teacher argues for a wrong verdict (the paper); flipped: the chosen "
         "critique ending in the wrong verdict, no teacher call (teaches the verdict to follow the critique)")
+
+    def judge_settings(self, template: str | None) -> JudgeSettings:
+        """The teacher's judge settings: critique mode, the mix's template, this critique length."""
+        return JudgeSettings.of(mode=Mode.critique, template=template, max_new_tokens=self.max_new_tokens)
 
 
 class RewardModelConfig(_Strict):
@@ -64,7 +74,7 @@ class DecontamConfig(_Strict):
 
 
 class CurateConfig(_Strict):
-    seed: int = 0
+    seed: int = DEFAULT_SEED
     template: str | None = Field(None, description="judge template set for prompts (training and teacher); "
                                  "None = the engine's default")
     data_root: str | None = Field(None, description="training-data root (default: ../shared/data/train)")
@@ -102,24 +112,6 @@ class CurateConfig(_Strict):
         return self.model_copy(update={"sources": {name: self.sources[name]}})
 
 
-class ConfigError(ValueError):
-    """The config file is missing, not YAML, or does not match the schema."""
-
-
 def load_config(path: str | Path) -> CurateConfig:
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: no such config file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    try:
-        return CurateConfig.model_validate(data)
-    except ValidationError as exc:
-        lines = [f"{path}: invalid curate config:"]
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-            lines.append(f"  {where}: {message}")
-        raise ConfigError("\n".join(lines)) from None
+    """The curate config at `path` (ConfigError names the file and each bad field)."""
+    return load_yaml_model(path, CurateConfig)

@@ -17,25 +17,34 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from gavel.bench.registry import LoadContext
+from gavel.config import ConfigError
 from gavel.curate import card as card_module
 from gavel.curate.config import CurateConfig
 from gavel.curate.consistency import ConsistencyReport, check, trim_to_sentence
 from gavel.curate.decontam import build_index, record_texts
 from gavel.curate.items import from_dataset, to_dataset
 from gavel.curate.mix import Pair, assign_kinds, dedup, rejected_label, select, with_orders
-from gavel.curate.sources import SOURCES, Item, default_train_root
+from gavel.curate.sources import SOURCES, Item
 from gavel.curate.teacher import TeacherCall, build_judge, make_call, run_teacher
-from gavel.io import JsonlAppender, repair_jsonl_rows
+from gavel.data import LoadContext, default_train_root
+from gavel.io import DataUnavailable, JsonlAppender, OutputError, check_output_dir, is_empty_dir, repair_jsonl_rows
 from gavel.judge.records import RowError
-from gavel.judge.result import Mode
 from gavel.judge.templates import load_templates
+from gavel.labels import Mode, Status
+from gavel.layout import MARKER, READY, CurateOutput
+
+#: How a curate user sets the training-data root (named when there is none).
+ROOT_OPTION = "data_root in the curate config"
 
 log = logging.getLogger(__name__)
 
 
-class OutputFrozen(RuntimeError):
+class OutputFrozen(OutputError):
     """The output folder already holds a finished mix (READY)."""
+
+
+class EmptyMix(RuntimeError):
+    """A stage left no items, so the mix would hold no pairs; the message names the stage."""
 
 
 @dataclass
@@ -68,7 +77,9 @@ def _counts(items: list[Item]) -> dict[str, int]:
 
 
 @contextmanager
-def _stage(report: Report, name: str, items: list[Item] | None, console: Console) -> Iterator[Stage]:
+def _stage(report: Report, name: str, items: list[Item] | None, console: Console, *,
+           may_empty: bool = False) -> Iterator[Stage]:
+    """Time a stage and log its counts; a stage that leaves nothing (unless `may_empty`) stops the run."""
     stage = Stage(name=name, before=_counts(items) if items is not None else {})
     console.print(f"[bold]curate[/] {name} ...")
     start = time.perf_counter()
@@ -78,6 +89,11 @@ def _stage(report: Report, name: str, items: list[Item] | None, console: Console
     total = sum(stage.after.values())
     note = f" - {stage.note}" if stage.note else ""
     console.print(f"[bold]curate[/] {name}: {total} out ({stage.seconds:.1f}s){note}")
+    if total == 0 and not may_empty:
+        came = f" of {sum(stage.before.values())}" if stage.before else ""
+        detail = f" ({stage.note})" if stage.note else ""
+        raise EmptyMix(f"the {name} stage left no items{came}{detail}: the mix would hold no pairs; "
+                       f"nothing exported, no {READY} written")
 
 
 def _tokenizer(name: str | None):
@@ -92,7 +108,7 @@ def _tokenizer(name: str | None):
 
 # -- stages ---------------------------------------------------------------------------------------------
 def load_sources(config: CurateConfig, report: Report, errors_file: Path) -> list[Item]:
-    ctx = LoadContext(data_root=default_train_root(config.data_root), seed=config.seed)
+    ctx = LoadContext(data_root=default_train_root(config.data_root), seed=config.seed, root_option=ROOT_OPTION)
     items: list[Item] = []
     writer = JsonlAppender(errors_file)
     try:
@@ -101,7 +117,7 @@ def load_sources(config: CurateConfig, report: Report, errors_file: Path) -> lis
             if ctx.data_root is None and source.local:
                 report.unavailable_sources[name] = "no training-data root: set data_root or GAVEL_DATA_ROOT"
                 continue
-            for entry in source.load(ctx):
+            for entry in _entries(name, source, ctx):
                 if isinstance(entry, RowError):
                     if entry.row == 0 and entry.message.startswith("source unavailable"):
                         report.unavailable_sources[name] = entry.message
@@ -113,6 +129,14 @@ def load_sources(config: CurateConfig, report: Report, errors_file: Path) -> lis
     finally:
         writer.close()
     return items
+
+
+def _entries(name: str, source, ctx: LoadContext) -> Iterator[Item | RowError]:
+    """The source's items and row errors; a source whose files are missing is one error (row 0: the source)."""
+    try:
+        yield from source.load(ctx)
+    except DataUnavailable as exc:
+        yield RowError(source=name, row=0, message=f"source unavailable: {exc}")
 
 
 def _length_map(tokenizer, templates, max_critique: int):
@@ -176,7 +200,7 @@ def teacher_calls(selected: dict[str, list[Item]], kinds: dict[str, str], config
     calls = []
     for source, items in selected.items():
         for item in items:
-            if kinds[item.id] != "critique":
+            if kinds[item.id] != Mode.critique:
                 continue
             assert item.record.label is not None
             if not (config.sources[source].use_source_critique and item.critique):
@@ -195,8 +219,8 @@ def build_pairs(selected: dict[str, list[Item]], kinds: dict[str, str], outputs:
             assert gold is not None
             common = {"id": item.id, "source": source, "task": item.record.task.value, "record": item.record,
                       "chosen_label": gold, "rejected_label": wrong}
-            if kinds[item.id] == "verdict":
-                pairs.append(Pair(kind="verdict", chosen_critique=None, rejected_critique=None, **common))
+            if kinds[item.id] == Mode.verdict:
+                pairs.append(Pair(kind=Mode.verdict.value, chosen_critique=None, rejected_critique=None, **common))
                 continue
             critiques = {}
             for role, target in (("chosen", gold), ("rejected", wrong)):
@@ -208,12 +232,12 @@ def build_pairs(selected: dict[str, list[Item]], kinds: dict[str, str], outputs:
                         critiques[role] = critiques["chosen"]
                     continue
                 row = outputs.get(f"{item.id}#{role}")
-                verdict = check(item.record.task, row or {"status": "error"}, target)
+                verdict = check(item.record.task, row or {"status": Status.error.value}, target)
                 report.consistency.add(source, role, verdict, (row or {}).get("status", "missing"))
                 if verdict.kept:
                     critiques[role] = verdict.critique
             if len(critiques) == 2:
-                pairs.append(Pair(kind="critique", chosen_critique=critiques["chosen"],
+                pairs.append(Pair(kind=Mode.critique.value, chosen_critique=critiques["chosen"],
                                   rejected_critique=critiques["rejected"], **common))
     return pairs
 
@@ -240,14 +264,21 @@ def final_rows(pairs: list[Pair], config: CurateConfig, tokenizer, templates, re
 # -- the run ----------------------------------------------------------------------------------------------
 def run(config: CurateConfig, output: str | Path, *, only_source: str | None = None,
         console: Console | None = None) -> Report:
-    """Build the mix described by `config` into `output` (see CONTRACT: dataset/, pairs.jsonl, card, READY)."""
+    """Build the mix described by `config` into `output` (see CONTRACT: dataset/, pairs.jsonl, card, READY).
+
+    Before any stage: the output, the data roots and the teacher are checked (OutputError, ConfigError, or the
+    backend's error), then the folder is marked as gavel's. A stage that leaves no items raises EmptyMix.
+    """
     console = console or Console(stderr=True)
     output = Path(output)
-    if (output / "READY").exists():
-        raise OutputFrozen(f"{output} already holds a finished mix (READY); write to another folder")
     if only_source is not None:
         config = config.only(only_source)
-    work = Path(config.work_dir) if config.work_dir else output / "work"
+    layout = CurateOutput(output)
+    work = Path(config.work_dir) if config.work_dir else layout.work
+    check_output(output, work)
+    check_inputs(config)
+    output.mkdir(parents=True, exist_ok=True)
+    layout.marker.write_text(json.dumps({"gavel_curate": 1}) + "\n", encoding="utf-8")
     work.mkdir(parents=True, exist_ok=True)
     report = Report(config=config.model_dump(mode="json"))
     started = time.perf_counter()
@@ -258,6 +289,8 @@ def run(config: CurateConfig, output: str | Path, *, only_source: str | None = N
         items = load_sources(config, report, work / "row_errors.jsonl")
         stage.after = _counts(items)
         stage.note = f"{sum(report.row_errors.values())} source rows logged as errors ({work / 'row_errors.jsonl'})"
+        if report.unavailable_sources:
+            stage.note += "; unavailable: " + "; ".join(f"{k}: {v}" for k, v in report.unavailable_sources.items())
     with _stage(report, "dedup", items, console) as stage:
         items, removed = dedup(items)
         stage.after, stage.note = _counts(items), f"{removed} duplicates"
@@ -287,7 +320,7 @@ def run(config: CurateConfig, output: str | Path, *, only_source: str | None = N
         stage.note = f"{sum(k == 'critique' for k in kinds.values())} critique items, " \
                      f"{sum(k == 'verdict' for k in kinds.values())} verdict items"
     calls = teacher_calls(selected, kinds, config)
-    with _stage(report, "teacher", None, console) as stage:
+    with _stage(report, "teacher", None, console, may_empty=True) as stage:
         outputs = _run_teacher(calls, work / "teacher.jsonl", config, console)
         stage.before = {"calls": len(calls)}
         stage.after = {"outputs": len(outputs)}
@@ -305,8 +338,40 @@ def run(config: CurateConfig, output: str | Path, *, only_source: str | None = N
         stage.after = {"rows": len(rows)}
     report.extra["wall_seconds_total"] = time.perf_counter() - started
     card_module.write(report, output)
-    (output / "READY").touch()  # last: the folder is complete
+    CurateOutput(output).ready.touch()  # last: the folder is complete
     return report
+
+
+def check_output(output: Path, work: Path) -> None:
+    """Refuse an output that is finished (READY), cannot be written, or is a non-empty folder gavel did not
+    write (no marker): nothing the user wrote is overwritten."""
+    if CurateOutput(output).finished:
+        raise OutputFrozen(f"{output} already holds a finished mix ({READY}); write to another folder")
+    for folder in (output, work):
+        check_output_dir(folder)
+    if not is_empty_dir(output) and not CurateOutput(output).marker.exists():
+        raise OutputError(f"output {output} is a folder that gavel curate did not write (no {MARKER} in it); "
+                          "choose a new or empty folder")
+
+
+def needs_teacher(config: CurateConfig) -> bool:
+    """Whether any pair may need a teacher critique (every critique share zero: verdict-only pairs)."""
+    return any((s.critique_ratio if s.critique_ratio is not None else config.mix.critique_ratio) > 0
+               for s in config.sources.values())
+
+
+def check_inputs(config: CurateConfig) -> None:
+    """The data roots the config names exist, and the teacher model or server is there (no weights loaded)."""
+    for field_name, root in (("data_root", config.data_root), ("decontam.data_root", config.decontam.data_root)):
+        if root is not None and not Path(root).is_dir():
+            raise ConfigError(f"{field_name}: {root} is not a folder")
+    if needs_teacher(config):
+        from gavel.backends import check_model
+
+        try:
+            check_model(config.teacher.model)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ConfigError(f"teacher.model {config.teacher.model!r}: {exc}") from None
 
 
 def _run_teacher(calls: list[TeacherCall], cache: Path, config: CurateConfig, console: Console) -> dict[str, dict]:
@@ -315,7 +380,7 @@ def _run_teacher(calls: list[TeacherCall], cache: Path, config: CurateConfig, co
         task = progress.add_task("teacher", total=len(calls))
 
         def factory():
-            return build_judge(config.teacher.model, config.teacher.max_new_tokens, config.template)
+            return build_judge(config.teacher.model, config.teacher.judge_settings(config.template))
 
         def advance(_result) -> None:
             progress.advance(task)
@@ -331,8 +396,9 @@ def export(rows: list[dict], output: Path) -> None:
 
     clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     output.mkdir(parents=True, exist_ok=True)
-    with (output / "pairs.jsonl").open("w", encoding="utf-8") as handle:
+    layout = CurateOutput(output)
+    with layout.pairs.open("w", encoding="utf-8") as handle:
         for row in clean:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    dataset = datasets.Dataset.from_list(clean) if clean else datasets.Dataset.from_dict({})
-    dataset.save_to_disk(str(output / "dataset"))
+    dataset = datasets.Dataset.from_list(clean)  # never empty: an empty mix stops the run before export
+    dataset.save_to_disk(str(layout.dataset))

@@ -6,13 +6,17 @@ import logging
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
-from gavel.backends.base import REPETITION_PENALTY, Backend, Reply, Request
+from gavel.backends.base import Backend, Reply, Request
+from gavel.backends.identity import ModelIdentity
 from gavel.judge.parsing import Parsed, parse_output
-from gavel.judge.records import LABELS, JudgeRecord, Rubric, Task
+from gavel.judge.records import LABELS, JudgeRecord, Rubric, Task, validate_row
 from gavel.judge.result import JudgeResult, Mode, Status, expected_score
 from gavel.judge.templates import TemplateError, TemplateSet, load_templates
-from gavel.labels import swap_label
+from gavel.labels import TIE, swap_label
+from gavel.settings import JudgeSettings
 
 log = logging.getLogger(__name__)
 
@@ -24,38 +28,65 @@ class _Prepared:
     error: str | None = None
 
 
+def as_record(value: JudgeRecord | dict, row: int) -> JudgeRecord:
+    """A record given to the Python API: a JudgeRecord as it is, a dict validated into one."""
+    if isinstance(value, JudgeRecord):
+        return value
+    if not isinstance(value, dict):
+        raise TypeError(f"records, row {row}: expected a JudgeRecord or a dict in the record schema, "
+                        f"got {type(value).__name__}")
+    loaded = validate_row(value, "records", row)
+    if loaded.error is not None:
+        raise ValueError(str(loaded.error))
+    assert loaded.record is not None
+    return loaded.record
+
+
 class Judge:
-    """A judge model with a prompt template and a mode.
+    """A judge model run with :class:`~gavel.settings.JudgeSettings` (mode, template, both orders, ...).
 
     >>> judge = Judge()                      # gavel's trained judge: SmolLM2-135M + LoRA, llama.cpp
     >>> judge.compare("2+2?", "4", "5").result
+    >>> Judge("smollm2", JudgeSettings(mode="verdict"), both_orders=True)   # settings, then changes to them
+
+    ``templates`` replaces the template set that ``settings.template`` names (the curation teacher's own set).
+    Settings out of range raise :class:`~gavel.settings.SettingsError` before the model loads.
     """
 
-    def __init__(
-        self,
-        model: str | Backend | None = None,
-        *,
-        mode: Mode | str = Mode.critique,
-        template: str | TemplateSet | None = None,
-        both_orders: bool = False,
-        max_new_tokens: int = 512,
-        repetition_penalty: float = REPETITION_PENALTY,
-        retries: int = 0,
-    ) -> None:
+    def __init__(self, model: str | Backend | None = None, settings: JudgeSettings | None = None, *,
+                 templates: TemplateSet | None = None, **changes: Any) -> None:
         from gavel.backends import load_backend
 
+        self.settings = JudgeSettings.of(settings, **changes)
+        self.templates = templates or load_templates(self.settings.template)
         self.backend = model if isinstance(model, Backend) else load_backend(model)
-        self.mode = Mode(mode)
-        self.templates = template if isinstance(template, TemplateSet) else load_templates(template)
-        self.both_orders = both_orders
-        self.max_new_tokens = max_new_tokens
-        self.repetition_penalty = repetition_penalty
-        self.retries = retries
         self._warned_reference = False
+        self._warned_position = False
+
+    @property
+    def mode(self) -> Mode:
+        return self.settings.mode
+
+    @property
+    def both_orders(self) -> bool:
+        return self.settings.both_orders
 
     @property
     def model_name(self) -> str:
         return self.backend.info.name
+
+    @property
+    def model_identity(self) -> ModelIdentity | None:
+        """The weights behind the judge by content (None for a backend not built by ``load_backend``)."""
+        return self.backend.info.identity
+
+    @property
+    def _default_judge(self) -> bool:
+        """Whether this is gavel's shipped judge (its committed adapter applied)."""
+        from gavel.backends.embedded import judge_adapter
+
+        adapter = self.model_identity.adapter if self.model_identity is not None else None
+        return adapter is not None and Path(adapter.path) == judge_adapter().resolve()
 
     # -- single items -------------------------------------------------------------------------------
     def score(self, instruction: str, response: str, rubric: str | dict | Rubric | None = None,
@@ -83,11 +114,12 @@ class Judge:
         return self.judge([record])[0]
 
     # -- batches ------------------------------------------------------------------------------------
-    def judge(self, records: Sequence[JudgeRecord]) -> list[JudgeResult]:
-        """Judge many records; results come back in input order."""
+    def judge(self, records: Sequence[JudgeRecord | dict]) -> list[JudgeResult]:
+        """Judge many records (JudgeRecord objects, or dicts in the record schema); results come back in input
+        order. A dict that is not a valid record raises ValueError naming its row (from 1) and field."""
         return list(self.judge_iter(records))
 
-    def judge_iter(self, records: Iterable[JudgeRecord]) -> Iterator[JudgeResult]:
+    def judge_iter(self, records: Iterable[JudgeRecord | dict]) -> Iterator[JudgeResult]:
         """Judge records lazily, in input order, each result as soon as it and those before it are back.
 
         Requests stream to the backend, which keeps its batch full (refilling as items finish).
@@ -95,8 +127,8 @@ class Judge:
         queue: deque[_Prepared] = deque()  # prepared, requests handed to the backend, result not yet out
 
         def requests() -> Iterator[Request]:
-            for record in records:
-                item = self._prepare(record)
+            for row, record in enumerate(records, start=1):
+                item = self._prepare(as_record(record, row))
                 queue.append(item)
                 if item.error is None:
                     yield from item.requests
@@ -123,25 +155,30 @@ class Judge:
         except TemplateError as exc:
             return _Prepared(record=record, requests=[], template=self.templates.name, error=str(exc))
         template = rendered[0][1]
+        if record.task is Task.pairwise and not self.both_orders and not self._warned_position and self._default_judge:
+            log.warning("the default judge answers A on almost every pairwise item judged in one order "
+                        "(docs/model-card.md): judge both orders (--both-orders)")
+            self._warned_position = True
         if record.reference is not None and not template.uses_reference and not self._warned_reference:
             log.warning("template %s has no {reference_response}: reference answers are not shown", template.name)
             self._warned_reference = True
         requests = [
             Request(messages=[{"role": "user", "content": text}], labels=record.labels,
-                    critique=self.mode is Mode.critique, max_new_tokens=self.max_new_tokens,
-                    repetition_penalty=self.repetition_penalty)
+                    critique=self.mode is Mode.critique, max_new_tokens=self.settings.max_new_tokens,
+                    repetition_penalty=self.settings.repetition_penalty)
             for text, _ in rendered
         ]
         return _Prepared(record=record, requests=requests, template=template.name)
 
     def _retry(self, requests: list[Request], replies: list[Reply]) -> list[Reply]:
         """Re-ask (sampling) the requests whose verdict could not be read, up to `retries` times."""
-        for attempt in range(1, self.retries + 1):
+        for attempt in range(1, self.settings.retries + 1):
             todo = [i for i, (req, rep) in enumerate(zip(requests, replies, strict=True))
                     if not rep.input_error and _verdict(req, rep)[0] is None]
             if not todo:
                 break
-            again = self.backend.run([_with_temperature(requests[i], 0.7) for i in todo])
+            again = self.backend.run([replace(requests[i], temperature=self.settings.retry_temperature)
+                                      for i in todo])
             for i, reply in zip(todo, again, strict=True):
                 reply.attempts = attempt + 1
                 replies[i] = reply
@@ -150,7 +187,7 @@ class Judge:
     # -- reading replies ----------------------------------------------------------------------------
     def _base(self, item: _Prepared) -> dict:
         return {"id": item.record.id, "task": item.record.task, "model": self.model_name,
-                "template": item.template, "mode": self.mode}
+                "template": item.template, "mode": self.mode, "input_hash": item.record.content_hash}
 
     def _failed(self, item: _Prepared, message: str) -> JudgeResult:
         return JudgeResult(**self._base(item), status=Status.error, error=message)
@@ -180,14 +217,12 @@ class Judge:
             return first if first.status is Status.error else second
         probs = None
         if first.probabilities and second.probabilities:
-            probs = {
-                "A": (first.probabilities["A"] + second.probabilities["B"]) / 2,
-                "B": (first.probabilities["B"] + second.probabilities["A"]) / 2,
-            }
+            probs = {label: (first.probabilities[label] + second.probabilities[swap_label(label)]) / 2
+                     for label in LABELS[Task.pairwise]}
         if probs is not None:
-            result = "A" if probs["A"] >= probs["B"] else "B"
+            result = max(probs, key=probs.__getitem__)  # A on a tie of probabilities
         elif first.result is not None and second_result is not None:
-            result = first.result if first.result == second_result else "tie"
+            result = first.result if first.result == second_result else TIE
         else:
             result = first.result or second_result
         # the weaker status among the orders that gave a result (an unreadable order shows in result_by_order)
@@ -241,7 +276,3 @@ def _verdict(request: Request, reply: Reply, parsed: Parsed | None = None) -> tu
 
 def _task_of(labels: tuple[str, ...]) -> Task:
     return next(task for task, allowed in LABELS.items() if allowed == labels)
-
-
-def _with_temperature(request: Request, temperature: float) -> Request:
-    return replace(request, temperature=temperature)

@@ -16,6 +16,7 @@ Any other field passes through to the output unchanged.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from gavel.io import iter_jsonl
 from gavel.labels import LABELS, Task, normalise_label, swap_label
 
 #: What one level of a rubric means (absent: a generic description is filled in).
@@ -74,6 +76,10 @@ _GENERIC_LEVELS = {
     "yes": "The response meets the criterion.",
     "no": "The response does not meet the criterion.",
 }
+
+
+#: The fields a judge sees; the label and passthrough fields are not judged.
+JUDGED_FIELDS = frozenset({"task", "instruction", "response", "response_a", "response_b", "rubric", "reference"})
 
 
 class JudgeRecord(BaseModel):
@@ -146,6 +152,12 @@ class JudgeRecord(BaseModel):
         filled = {k: getattr(self.rubric, k) or _GENERIC_LEVELS[k] for k in levels}
         return self.rubric.model_copy(update=filled)
 
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 (16 hex digits) of what the judge sees: a row edited under the same id gets another hash."""
+        content = json.dumps(self.model_dump(mode="json", include=JUDGED_FIELDS), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(content.encode("utf-8")).hexdigest()[:16]
+
     def extra_fields(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
@@ -179,7 +191,8 @@ class LoadedRow(BaseModel):
     error: RowError | None = None
 
 
-def _first_field(error: ValidationError) -> tuple[str | None, str]:
+def first_error(error: ValidationError) -> tuple[str | None, str]:
+    """The field (dotted path) and message of the first error pydantic found."""
     detail = error.errors()[0]
     loc = [str(p) for p in detail.get("loc", ()) if not isinstance(p, int)]
     message = detail.get("msg", str(error)).removeprefix("Value error, ")
@@ -201,7 +214,7 @@ def validate_row(raw: Any, source: str, row: int) -> LoadedRow:
     try:
         return LoadedRow(row=row, record=JudgeRecord.model_validate(data))
     except ValidationError as exc:
-        field, message = _first_field(exc)
+        field, message = first_error(exc)
         if field == "task" and "task" in data:
             message = f"unknown task type {data['task']!r} (expected absolute, classification or pairwise)"
         error = RowError(source=source, row=row, id=str(data.get("id")), field=field, message=message)
@@ -213,9 +226,6 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value)
 
 
-_BOM = b"\xef\xbb\xbf"
-
-
 class _BadRow:
     """A row that could not even be decoded, with the field at fault where there is one."""
 
@@ -225,22 +235,9 @@ class _BadRow:
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    """Rows of a JSONL file, decoded line by line: a bad line is a row error, the others carry on."""
-    with path.open("rb") as handle:
-        for number, data in enumerate(handle, start=1):
-            if number == 1:
-                data = data.removeprefix(_BOM)
-            try:
-                line = data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield number, _BadRow(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at byte {exc.start + 1})")
-                continue
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield number, _BadRow(f"invalid JSON at column {exc.colno}: {exc.msg}")
+    """Rows of a JSONL file (gavel.io's reader): a bad line is a row error, the others carry on."""
+    for number, row, error in iter_jsonl(path):
+        yield number, (_BadRow(error) if error is not None else row)
 
 
 def _read_table(path: Path) -> Iterator[tuple[int, Any]]:

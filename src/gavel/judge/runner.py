@@ -6,9 +6,11 @@ before appending. Rows that failed (bad input, backend errors) go to ``<output>.
 of the output, so a re-run retries them; ids already in the output are skipped (one result per id).
 
 One writer at a time: the output is locked while a run writes it; a second run is refused, naming the
-first. The run's settings (model, mode, template, both orders, critique length) are stored beside the
-output in ``<output>.run.json``; a run with other settings is refused unless forced, and a file that gavel
-did not write (no settings file, lines that are not results) is never repaired or appended to.
+first. The run's settings (model and its identity by content, mode, template, both orders, critique length)
+are stored beside the output in ``<output>.run.json``; a run with other settings is refused unless forced,
+and a file that gavel did not write (no settings file, lines that are not results) is never repaired or
+appended to. Each result keeps the hash of the item it judged (``input_hash``): an item edited under the
+same id is judged again, its old result dropped. A run that writes no result leaves no output behind.
 """
 
 from __future__ import annotations
@@ -20,17 +22,20 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gavel import io
+from gavel.backends.identity import ModelIdentity
 from gavel.io import (
     JsonlAppender,
     OutputError,
     check_output_path,
-    complete_lines,
+    iter_jsonl,
     repair_jsonl_rows,
     write_text_atomic,
 )
 from gavel.judge.engine import Judge
 from gavel.judge.records import JudgeRecord, LoadedRow, RowError, read_rows
 from gavel.judge.result import JudgeResult, Status, output_row
+from gavel.layout import ERRORS_SUFFIX, SETTINGS_SUFFIX, sidecar
 
 
 @dataclass
@@ -38,6 +43,7 @@ class RunSummary:
     output: Path
     judged: int = 0
     skipped: int = 0
+    rejudged: int = 0  # items edited since their result was written, judged again
     row_errors: list[RowError] = field(default_factory=list)
     results: Counter = field(default_factory=Counter)
     statuses: Counter = field(default_factory=Counter)
@@ -68,37 +74,31 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 def errors_path(output: Path) -> Path:
-    return _sidecar(output, ".errors.jsonl")
+    return sidecar(output, ERRORS_SUFFIX)
 
 
 def settings_path(output: Path) -> Path:
     """Where the settings of the run that wrote `output` are kept."""
-    return _sidecar(output, ".run.json")
-
-
-def _sidecar(output: Path, suffix: str) -> Path:
-    return output.with_name(output.name + suffix) if output.suffix != ".jsonl" else output.with_suffix(suffix)
+    return sidecar(output, SETTINGS_SUFFIX)
 
 
 def run_settings(judge: Judge, extra: dict | None = None) -> dict:
     """What makes results comparable: a resumed run must use the same."""
-    settings = {"model": judge.model_name, "mode": judge.mode.value, "template": judge.templates.name,
-                "both_orders": judge.both_orders}
-    if judge.mode.value == "critique":
-        settings["max_new_tokens"] = judge.max_new_tokens
-        settings["repetition_penalty"] = judge.repetition_penalty
+    settings = {"model": judge.model_name, "template": judge.templates.name} | judge.settings.run_identity()
+    if judge.model_identity is not None:
+        settings[IDENTITY] = judge.model_identity.model_dump(mode="json")
     return settings | (extra or {})
+
+
+#: The run setting that holds the model's identity (gavel.backends.identity), compared by content.
+IDENTITY = "model_identity"
 
 
 def read_results(output: Path) -> list[dict]:
     """The result lines of an output, one per id (the first one written), torn tail and junk left out."""
     rows, seen = [], set()
-    for line in complete_lines(output) if output.exists() else []:
-        try:
-            row = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if isinstance(row, dict) and "id" in row and str(row["id"]) not in seen:
+    for _, row, _error in iter_jsonl(output, complete_only=True) if output.exists() else []:
+        if row is not None and "id" in row and str(row["id"]) not in seen:
             seen.add(str(row["id"]))
             rows.append(row)
     return rows
@@ -114,9 +114,14 @@ def check_output(output: Path, inputs: Iterable[str | Path] = ()) -> None:
         _legacy_settings(output)
 
 
-def open_output(output: Path, settings: dict, *, force: bool = False, inputs: Iterable[str | Path] = ()
-                ) -> tuple[JsonlAppender, set[str]]:
-    """Lock `output`, check it is gavel's and was written with `settings`, repair it; the writer and done ids.
+class SettingsChanged(OutputError):
+    """The output was written with other settings (`gavel judge` adds its --force to the advice)."""
+
+
+def open_output(output: Path, settings: dict, *, force: bool = False, inputs: Iterable[str | Path] = (),
+                current: dict[str, str] | None = None) -> tuple[JsonlAppender, set[str], int]:
+    """Lock `output`, check it is gavel's and was written with `settings`, repair it; the writer, the done ids
+    and how many results were dropped because their item changed (`current`: id -> content hash now).
 
     Raises OutputError (one line for the user) when it cannot or must not be written.
     """
@@ -127,12 +132,22 @@ def open_output(output: Path, settings: dict, *, force: bool = False, inputs: It
         raise OutputError(f"output {output} cannot be written: {exc.strerror or exc}") from None
     try:
         _check_ours(output, settings, force)
-        done = {str(row["id"]) for row in repair_jsonl_rows(output) if "id" in row}
+        rows = repair_jsonl_rows(output)
+        stale = _stale_ids(rows, current or {})
+        if stale:
+            writer.rewrite([row for row in rows if str(row.get("id")) not in stale])
+        done = {str(row["id"]) for row in rows if "id" in row} - stale
         write_text_atomic(settings_path(output), json.dumps({"gavel_output": 1, "settings": settings}, indent=1))
     except BaseException:
         writer.close()
         raise
-    return writer, done
+    return writer, done, len(stale)
+
+
+def _stale_ids(rows: list[dict], current: dict[str, str]) -> set[str]:
+    """Ids whose result was written for other content than the item now has (results without a hash stay)."""
+    return {str(row["id"]) for row in rows if "id" in row and row.get("input_hash")
+            and current.get(str(row["id"]), row["input_hash"]) != row["input_hash"]}
 
 
 def _check_ours(output: Path, settings: dict, force: bool) -> None:
@@ -147,23 +162,27 @@ def _check_ours(output: Path, settings: dict, force: bool) -> None:
             raise OutputError(f"{stored_file} is damaged; remove it to resume {output}") from None
     else:
         stored = _legacy_settings(output)
-    changed = [f"{key}: {stored.get(key)!r} then, {settings.get(key)!r} now" for key in settings
-               if key in stored and stored[key] != settings[key]]
+    changed = [change for key in settings if key in stored for change in _changes(key, stored[key], settings[key])]
     if changed and not force:
-        raise OutputError(f"{output} holds results from a run with other settings ({'; '.join(changed)}); "
-                          "use another --output, or --force to add to it anyway")
+        raise SettingsChanged(f"{output} holds results from a run with other settings ({'; '.join(changed)}); "
+                              "use another --output")
+
+
+def _changes(key: str, then: object, now: object) -> list[str]:
+    """How one setting changed ([] when it did not); the model identity by content, part by part."""
+    if key == IDENTITY and then != now:
+        try:
+            return ModelIdentity.model_validate(now).changes(ModelIdentity.model_validate(then))
+        except ValueError:
+            pass
+    return [] if then == now else [f"{key}: {then!r} then, {now!r} now"]
 
 
 def _legacy_settings(output: Path) -> dict:
     """An output without a settings file: accepted only when every complete line is a gavel result."""
-    lines = complete_lines(output)
     rows = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            row = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            row = None
-        if not (isinstance(row, dict) and {"id", "status", "model", "mode", "template"} <= row.keys()):
+    for number, row, _error in iter_jsonl(output, complete_only=True):
+        if not (row is not None and {"id", "status", "model", "mode", "template"} <= row.keys()):
             raise OutputError(f"{output} exists and is not a gavel output (line {number} is not a result); "
                               "choose another --output")
         rows.append(row)
@@ -185,11 +204,18 @@ def run_records(
     """Judge rows into `output`, resuming: ids already there are skipped, row errors logged apart.
 
     `settings` adds to the run settings stored with the output (`run_settings`); `force` resumes an output
-    written with other settings. Raises OutputError when the output cannot or must not be written, and
+    written with other settings. A result whose item has changed since (another content hash) is dropped
+    and the item judged again. Raises OutputError when the output cannot or must not be written, and
     RunInterrupted (a KeyboardInterrupt) on Ctrl-C, after every finished row is on disk.
     """
     summary = RunSummary(output=output)
-    writer, done = open_output(output, run_settings(judge, settings), force=force)
+    rows = list(rows)
+    current: dict[str, str] = {}
+    for loaded in rows:
+        if loaded.record is not None:
+            current.setdefault(loaded.record.id, loaded.record.content_hash)
+    created = not output.exists()
+    writer, done, summary.rejudged = open_output(output, run_settings(judge, settings), force=force, current=current)
     seen: set[str] = set()
     pending: deque[tuple[int, JudgeRecord]] = deque()  # yielded to the judge, result not yet back
     start = time.perf_counter()
@@ -228,6 +254,9 @@ def run_records(
         summary.interrupted = True
         raise RunInterrupted(summary) from None
     finally:
+        if created and output.stat().st_size == 0:  # nothing was judged: leave nothing behind
+            output.unlink()
+            settings_path(output).unlink(missing_ok=True)
         writer.close()
         summary.seconds = time.perf_counter() - start
     return summary
@@ -247,15 +276,8 @@ def _count(summary: RunSummary, result: JudgeResult) -> None:
 
 
 def write_errors(output: Path, errors: list[RowError]) -> Path | None:
-    """Rewrite the error file for this run (removed when there are none)."""
-    path = errors_path(output)
-    if not errors:
-        path.unlink(missing_ok=True)
-        return None
-    with path.open("w", encoding="utf-8") as handle:
-        for error in errors:
-            handle.write(error.model_dump_json() + "\n")
-    return path
+    """Rewrite the error file of `output` for this run (removed when there are none)."""
+    return io.write_errors(errors_path(output), errors)
 
 
 def run_file(judge: Judge, source: str | Path, output: Path, **kwargs) -> RunSummary:

@@ -7,20 +7,25 @@ Output folder layout (``config.output_dir``):
 - ``adapter/`` or ``model/``     the trained LoRA adapter (PEFT) or the full model, with the tokenizer
 - ``metrics.jsonl``              one line per logged step: loss, DPO and NLL parts, reward accuracy and margins, ...
 - ``log_history.json``           TRL's log history at the end; ``losses.png`` the loss curves
-- ``train_summary.json``         steps, seconds, tokens, peak memory, the config
+- ``train_run.json``             written before training: the settings and the data's identity (path, pair count,
+                                 SHA-256 of the rows); a rerun with other ones is refused, the same ones resume
+- ``train_summary.json``         written last: steps, seconds, peak memory, the config and data; the run is finished
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
 import resource
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from gavel.io import OutputError, check_output_dir, is_empty_dir, iter_jsonl, write_text_atomic
+from gavel.layout import READY, CurateOutput, TrainOutput
 from gavel.train.config import EMBEDDED_BASE, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -30,41 +35,77 @@ PAIR_COLUMNS = ("prompt", "chosen", "rejected")
 
 # -- data ---------------------------------------------------------------------------------------------
 def pairs_path(data: Path) -> Path:
-    """The saved dataset or JSONL inside a `gavel curate` folder (or `data` itself)."""
-    if (data / "dataset").is_dir():
-        return data / "dataset"
-    if (data / "pairs.jsonl").is_file():
-        return data / "pairs.jsonl"
-    if data.exists():
+    """The saved dataset or JSONL of pairs: inside a finished `gavel curate` folder, or `data` itself."""
+    if data.is_file():
         return data
-    raise FileNotFoundError(f"{data}: no such pairs file or curate folder")
+    if not data.is_dir():
+        raise FileNotFoundError(f"{data}: no such pairs file or curate folder")
+    if (data / "dataset_info.json").exists():
+        return data
+    curated = CurateOutput(data)
+    if curated.marker.exists() or curated.dataset.is_dir() or curated.pairs.is_file():
+        if not curated.finished:
+            raise ValueError(f"{data}: an unfinished gavel curate output (no {READY}); run gavel curate on it to "
+                             "the end first")
+        return curated.dataset if curated.dataset.is_dir() else curated.pairs
+    raise ValueError(f"{data}: neither a finished gavel curate output, a saved dataset, nor a pairs .jsonl file")
 
 
-def check_pair(source: Path, index: int, row: dict[str, Any]) -> None:
-    """A clear error naming the file, row and field when a row breaks the curate contract."""
+def check_pair(source: Path, row: int, pair: Any) -> None:
+    """A clear error naming the file, row (from 1) and field when a row breaks the curate contract."""
+    if not isinstance(pair, dict):
+        raise ValueError(f"{source}, row {row}: not a JSON object")
     for column in PAIR_COLUMNS:
-        messages = row.get(column)
+        messages = pair.get(column)
         if not (isinstance(messages, list) and messages
                 and all(isinstance(m, dict) and "role" in m and "content" in m for m in messages)):
-            raise ValueError(f"{source}: row {index}, field {column!r}: expected a list of chat messages "
+            raise ValueError(f"{source}, row {row}, field '{column}': expected a list of chat messages "
                              "({'role': ..., 'content': ...})")
 
 
+def _jsonl_pairs(source: Path) -> list[dict[str, Any]]:
+    rows = []
+    for number, row, error in iter_jsonl(source):
+        if error is not None:
+            raise ValueError(f"{source}, row {number}: {error}")
+        check_pair(source, number, row)
+        rows.append(row)
+    return rows
+
+
 def load_pairs(data: Path):
-    """The preference pairs as a `datasets.Dataset`, checked against the curate contract."""
+    """The preference pairs as a `datasets.Dataset`, checked against the curate contract (ValueError naming the
+    file, row and field; or that it holds no pairs)."""
     from datasets import Dataset, load_from_disk
 
     source = pairs_path(data)
+    if source.is_dir() and _saved_without_rows(source):  # `datasets` cannot load a saved dataset of 0 shards
+        raise ValueError(f"{source}: holds no pairs")
     if source.is_dir():
         dataset = load_from_disk(str(source))
-        rows = dataset.select(range(min(len(dataset), 50)))  # arrow already holds one type per column
+        for index, row in enumerate(dataset.select(range(min(len(dataset), 50))), start=1):
+            check_pair(source, index, row)  # arrow already holds one type per column
     else:
-        from gavel.io import read_jsonl
+        dataset = Dataset.from_list(_jsonl_pairs(source))
+    if len(dataset) == 0:
+        raise ValueError(f"{source}: holds no pairs")
+    return dataset
 
-        rows = read_jsonl(source)
-    for index, row in enumerate(rows):
-        check_pair(source, index, row)
-    return dataset if source.is_dir() else Dataset.from_list(rows)
+
+def _saved_without_rows(folder: Path) -> bool:
+    """A folder written by ``Dataset.save_to_disk`` whose state lists no data file (an empty dataset)."""
+    try:
+        return not json.loads((folder / "state.json").read_text(encoding="utf-8")).get("_data_files")
+    except (OSError, ValueError):
+        return False
+
+
+def data_identity(data: Path, dataset) -> dict[str, Any]:
+    """Where the pairs came from and a hash of their content (the same rows hash the same in any format)."""
+    digest = hashlib.sha256()
+    for row in dataset:
+        digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode("utf-8") + b"\n")
+    return {"path": str(data), "sha256": digest.hexdigest(), "pairs": len(dataset)}
 
 
 def sample_items(ids: list[str], limit: int, seed: int) -> list[int]:
@@ -97,7 +138,7 @@ def fit_length(dataset, tokenizer, max_length: int):
         log.warning("dropped %d of %d pairs longer than max_length=%d", len(measured) - len(kept), len(measured),
                     max_length)
     if len(kept) == 0:
-        raise ValueError(f"no pair fits max_length={max_length} tokens")
+        raise ValueError(f"none of the {len(measured)} pairs fits max_length={max_length} tokens; raise max_length")
     return kept
 
 
@@ -111,6 +152,23 @@ def base_model_path(base: str) -> str:
     return base
 
 
+def check_base(base: str) -> None:
+    """Fail fast on a base that cannot load: a missing folder, a folder without model files, or a hub id while the
+    hub is unreachable (and not in the local cache)."""
+    if base == EMBEDDED_BASE:
+        return
+    from gavel.backends.transformers_backend import check_model_source
+
+    path = Path(base).expanduser()
+    looks_like_a_path = path.is_absolute() or base.startswith((".", "~")) or base.count("/") != 1
+    if looks_like_a_path and not path.exists():
+        raise FileNotFoundError(f"base {base}: no such model folder")
+    try:
+        check_model_source(base)
+    except (ValueError, RuntimeError) as exc:
+        raise ValueError(f"base {exc}") from None
+
+
 def peft_config(config: TrainConfig):
     if config.method != "lora":
         return None
@@ -120,25 +178,41 @@ def peft_config(config: TrainConfig):
                       target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
 
 
+#: TrainConfig fields passed to DPOConfig under another name; the fields in _SAME_NAME keep theirs.
+DPO_RENAMES = {"epochs": "num_train_epochs", "batch_size": "per_device_train_batch_size",
+               "grad_accum": "gradient_accumulation_steps", "scheduler": "lr_scheduler_type",
+               "warmup_ratio": "warmup_steps"}
+_SAME_NAME = ("beta", "learning_rate", "weight_decay", "max_length", "precompute_ref_log_probs", "bf16",
+              "gradient_checkpointing", "logging_steps", "save_steps", "save_total_limit", "seed")
+
+
+def check_extra(config: TrainConfig) -> None:
+    """ValueError naming the keys of ``extra`` that are not DPOConfig arguments."""
+    import dataclasses
+
+    from trl import DPOConfig
+
+    unknown = sorted(set(config.extra) - {f.name for f in dataclasses.fields(DPOConfig)})
+    if unknown:
+        raise ValueError(f"extra: not DPOConfig argument(s): {', '.join(unknown)}")
+
+
 def dpo_args(config: TrainConfig, *, use_cpu: bool | None = None):
-    """The DPOConfig for `config` (builds without a GPU, so multi-GPU recipes can be checked anywhere)."""
+    """The DPOConfig for `config` (builds without a GPU, so multi-GPU recipes can be checked anywhere).
+
+    ``config.extra`` is passed on last; a key that is not a DPOConfig argument is a ValueError naming it.
+    """
     import torch
     from trl import DPOConfig
 
+    check_extra(config)
     cpu = (not torch.cuda.is_available()) if use_cpu is None else use_cpu
-    args: dict[str, Any] = dict(
-        output_dir=str(config.output_dir / "checkpoints"),
-        loss_type=["sigmoid", "sft"], loss_weights=[1.0, config.nll_alpha], beta=config.beta,
-        learning_rate=config.learning_rate, num_train_epochs=config.epochs, max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
-        lr_scheduler_type=config.scheduler, warmup_steps=config.warmup_ratio, weight_decay=config.weight_decay,
-        max_length=config.max_length, truncation_mode="keep_start",
-        precompute_ref_log_probs=config.precompute_ref_log_probs,
+    args: dict[str, Any] = {DPO_RENAMES.get(name, name): getattr(config, name) for name in (*DPO_RENAMES, *_SAME_NAME)}
+    args |= dict(
+        output_dir=str(TrainOutput(config.output_dir).checkpoints), max_steps=config.max_steps or -1,
+        loss_type=["sigmoid", "sft"], loss_weights=[1.0, config.nll_alpha], truncation_mode="keep_start",
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
-        bf16=config.bf16, gradient_checkpointing=config.gradient_checkpointing, use_cpu=cpu,
-        logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit, seed=config.seed, report_to="none",
-        dataloader_num_workers=0,
+        use_cpu=cpu, save_strategy="steps", report_to="none", dataloader_num_workers=0,
     )
     return DPOConfig(**(args | config.extra))
 
@@ -228,18 +302,81 @@ class TrainOutcome:
 def last_checkpoint(output_dir: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
-    folder = output_dir / "checkpoints"
+    folder = TrainOutput(output_dir).checkpoints
     return get_last_checkpoint(str(folder)) if folder.is_dir() else None
 
 
-def prepare_data(config: TrainConfig, tokenizer):
-    """Load, limit and length-filter the pairs, and save them under the output folder (TRL caches beside them)."""
+#: Settings that do not change what is trained: a rerun may differ in these.
+_BOOKKEEPING = ("data", "output_dir", "threads", "logging_steps", "save_steps", "save_total_limit", "export",
+                "export_gguf")
+
+
+@dataclass
+class RunPlan:
+    """A checked training run: the pairs, what identifies the run, and its outcome when it is already finished."""
+
+    pairs: Any  # datasets.Dataset
+    identity: dict[str, Any]
+    finished: TrainOutcome | None = None
+
+
+def run_identity(config: TrainConfig, data: dict[str, Any]) -> dict[str, Any]:
+    settings = {k: v for k, v in json.loads(config.model_dump_json()).items() if k not in _BOOKKEEPING}
+    return {"gavel_train": 1, "settings": settings, "data": data}
+
+
+def changes(stored: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What differs between two run identities, one 'name: X then, Y now' each (the data by content)."""
+    before, after = stored.get("settings", {}), now["settings"]
+    out = [f"{k}: {before.get(k)!r} then, {after.get(k)!r} now" for k in sorted(set(before) | set(after))
+           if before.get(k) != after.get(k)]
+    old, new = stored.get("data") or {}, now["data"]
+    if old.get("sha256") != new["sha256"]:
+        out.append(f"data: {old.get('path')} ({old.get('pairs')} pairs, sha256 {str(old.get('sha256'))[:12]}) then, "
+                   f"{new['path']} ({new['pairs']} pairs, sha256 {new['sha256'][:12]}) now")
+    return out
+
+
+def check_run(config: TrainConfig) -> RunPlan:
+    """Everything that can be checked before a model loads: the output folder, the base, the pairs, and a run
+    already in the output folder (same settings and data: resumed, or finished; others: refused)."""
+    out = config.output_dir
+    check_output_dir(out)
+    check_extra(config)
+    check_base(config.base)
+    pairs = load_pairs(config.data)
+    identity = run_identity(config, data_identity(config.data, pairs))
+    stored_file = TrainOutput(out).run
+    if not stored_file.exists():
+        if not is_empty_dir(out):
+            raise OutputError(f"output {out} is a folder that gavel train did not write (no {stored_file.name} in it); "
+                              "choose a new or empty --output")
+        return RunPlan(pairs, identity)
+    try:
+        stored = json.loads(stored_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise OutputError(f"{stored_file} is damaged ({exc}); choose another --output") from None
+    changed = changes(stored, identity)
+    if changed:
+        raise OutputError(f"{out} holds a training run with other settings or data ({'; '.join(changed)}); "
+                          "choose another --output")
+    summary = TrainOutput(out).summary
+    finished = None
+    if summary.exists():
+        saved = json.loads(summary.read_text(encoding="utf-8"))
+        finished = TrainOutcome(**{f.name: saved.get(f.name) for f in fields(TrainOutcome)})
+    return RunPlan(pairs, identity, finished)
+
+
+def prepare_data(config: TrainConfig, tokenizer, pairs=None):
+    """Limit and length-filter the pairs, and save them under the output folder (TRL caches beside them). The
+    saved copy is reused on a resume: `check_run` has made sure it came from the same data and settings."""
     from datasets import load_from_disk
 
-    saved = config.output_dir / "data"
+    saved = TrainOutput(config.output_dir).data
     if (saved / "dataset_info.json").exists():
         return load_from_disk(str(saved))
-    dataset = load_pairs(config.data)
+    dataset = load_pairs(config.data) if pairs is None else pairs
     if config.limit and config.limit < len(dataset):
         dataset = dataset.select(sample_items(dataset["id"], config.limit, config.seed))
     dataset = fit_length(dataset, tokenizer, config.max_length)
@@ -247,7 +384,7 @@ def prepare_data(config: TrainConfig, tokenizer):
     return load_from_disk(str(saved))
 
 
-def build_trainer(config: TrainConfig):
+def build_trainer(config: TrainConfig, pairs=None):
     """Model, tokenizer, pairs and a DPOTrainer ready to train."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -259,41 +396,49 @@ def build_trainer(config: TrainConfig):
     tokenizer = AutoTokenizer.from_pretrained(base)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    dataset = prepare_data(config, tokenizer, pairs)
     dtype = torch.bfloat16 if config.bf16 else torch.float32
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
-    dataset = prepare_data(config, tokenizer)
     trainer = DPOTrainer(model=model, ref_model=None, args=dpo_args(config), train_dataset=dataset,
                          processing_class=tokenizer, peft_config=peft_config(config),
-                         callbacks=[metrics_callback(config.output_dir / "metrics.jsonl")])
+                         callbacks=[metrics_callback(TrainOutput(config.output_dir).metrics)])
     log_loss_parts(trainer)
     return trainer
 
 
-def run(config: TrainConfig) -> TrainOutcome:
-    """Train (resuming from the last checkpoint if there is one), save the result, metrics and loss plot."""
+def run(config: TrainConfig, plan: RunPlan | None = None) -> TrainOutcome:
+    """Train (resuming from the last checkpoint if there is one), save the result, metrics and loss plot.
+
+    A run already finished in the output folder with the same settings and data is returned as it is.
+    """
+    plan = plan or check_run(config)
+    if plan.finished is not None:
+        return plan.finished
+    layout = TrainOutput(config.output_dir)
     config.output_dir.mkdir(parents=True, exist_ok=True)
-    (config.output_dir / "train_config.json").write_text(config.model_dump_json(indent=2))
-    trainer = build_trainer(config)
+    write_text_atomic(layout.run, json.dumps(plan.identity | {"config": json.loads(
+        config.model_dump_json())}, indent=2))
+    trainer = build_trainer(config, plan.pairs)
     resume = last_checkpoint(config.output_dir)
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - start
-    trained = config.output_dir / ("adapter" if config.method == "lora" else "model")
+    trained = layout.trained(config.method)
     trainer.save_model(str(trained))
     trainer.processing_class.save_pretrained(str(trained))
     history = trainer.state.log_history
-    (config.output_dir / "log_history.json").write_text(json.dumps(history, indent=1))
-    plot_losses(_history_with_steps(config.output_dir), config.output_dir / "losses.png")
+    layout.log_history.write_text(json.dumps(history, indent=1))
+    plot_losses(_history_with_steps(config.output_dir), layout.losses)
     outcome = TrainOutcome(
         output_dir=str(config.output_dir), trained=str(trained), pairs=len(trainer.train_dataset),
         steps=trainer.state.global_step, seconds=round(seconds, 1),
         peak_rss_mib=round(peak_rss_mib(), 1),
         resumed_from=resume, final={k: v for k, v in result.metrics.items() if isinstance(v, int | float)},
     )
-    (config.output_dir / "train_summary.json").write_text(
-        json.dumps(asdict(outcome) | {"config": json.loads(config.model_dump_json())}, indent=2))
     if config.export:
         export_run(config)
+    write_text_atomic(layout.summary, json.dumps(
+        asdict(outcome) | {"config": json.loads(config.model_dump_json()), "data": plan.identity["data"]}, indent=2))
     return outcome
 
 
@@ -316,13 +461,11 @@ def export_run(config: TrainConfig):
 
 def _history_with_steps(output_dir: Path) -> list[dict[str, Any]]:
     """Every logged step of this run and of the runs it resumed from (metrics.jsonl keeps them all)."""
-    path = output_dir / "metrics.jsonl"
+    path = TrainOutput(output_dir).metrics
     if not path.exists():
         return []
     rows: dict[int, dict[str, Any]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            if "loss" in row:
-                rows[row["step"]] = row  # a resumed run re-logs steps after the checkpoint: keep the latest
+    for _, row, _error in iter_jsonl(path, complete_only=True):
+        if row is not None and "loss" in row:
+            rows[row["step"]] = row  # a resumed run re-logs steps after the checkpoint: keep the latest
     return [rows[s] for s in sorted(rows)]
