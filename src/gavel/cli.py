@@ -39,6 +39,13 @@ MaxTokensOption = Annotated[int, typer.Option(
 PenaltyOption = Annotated[float, typer.Option(
     help=f"Critique generation: repetition penalty ({allowed_range('repetition_penalty')}; 1.0 = off). Applied by "
     "llama.cpp, transformers and vLLM; an OpenAI-compatible server uses its own setting.")]
+BatchOption = Annotated[int | None, typer.Option(
+    "--batch", min=1, help="Requests per forward pass (llama.cpp: KV-cache sequences; transformers, vLLM: batch "
+    "size). llama.cpp default 1, one at a time; more is experimental: verdict mode gives the same results, "
+    "critique mode can differ slightly (docs/performance.md).")]
+ThreadsOption = Annotated[int | None, typer.Option(
+    "--threads", min=1, help="CPU threads for llama.cpp (default $GAVEL_THREADS, else one per core; on a "
+    "machine shared with a busy process, give the number of idle cores).")]
 TemplateOption = Annotated[str | None, typer.Option(
     "--template", "-t", help="Built-in template set (default, markdown, json, xml, plain, rubric-first), "
     "a template folder, or one template file (.txt/.yaml with {placeholders}, or .j2).")]
@@ -64,6 +71,8 @@ def judge(
     repetition_penalty: PenaltyOption = DEFAULTS.repetition_penalty,
     retries: Annotated[int, typer.Option(help="Re-ask (sampling) when no result could be read "
                                          f"({allowed_range('retries')}).")] = DEFAULTS.retries,
+    batch: BatchOption = None,
+    threads: ThreadsOption = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Resume into an output written with other settings (model, mode, template...).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -94,7 +103,7 @@ def judge(
             raise ValueError(f"{input}: holds no records")
         check_output(out, [input])
         with console.status("loading model…"):
-            judge_ = Judge(model, settings)
+            judge_ = Judge(_backend(model, batch, threads), settings)
     except (OSError, ValueError, TemplateError, RuntimeError, ImportError) as exc:
         _usage_error(exc)
     valid = sum(1 for r in rows if r.record is not None)
@@ -132,6 +141,22 @@ def judge(
                       "(all parse_failed); check the model and template")
     if summary.row_errors or (summary.judged and unread == summary.judged):
         raise typer.Exit(1)
+
+
+def _backend(model: str | None, batch: int | None, threads: int | None):
+    """The model spec, or the backend built with the options given (`--batch`, `--threads`)."""
+    options = {"batch_size": batch} if batch else {}
+    if threads:
+        from gavel.backends import parse_spec
+
+        if parse_spec(model).kind != "llama.cpp":
+            raise ValueError("--threads applies to llama.cpp models (GGUF files and the default judge)")
+        options["n_threads"] = threads
+    if not options:
+        return model
+    from gavel.backends import load_backend
+
+    return load_backend(model, **options)
 
 
 def _settings(**options) -> JudgeSettings:
@@ -467,8 +492,7 @@ def serve(
         _usage_error(RuntimeError(f"gavel serve needs the serve extra: pip install 'gavel[serve]' ({exc})"))
     except (OSError, ValueError, TemplateError, RuntimeError) as exc:
         _usage_error(exc)
-    served = settings.model_dump(mode="json", exclude={"retry_temperature"}) | {"template": template or "default"}
-    service = JudgeService(judge_.backend, model, served, config)
+    service = JudgeService(judge_.backend, model, settings, config)
     run(service, log_level=log_level)
 
 

@@ -49,6 +49,7 @@ class VLLMBackend(Backend):
         **engine_kwargs: Any,
     ) -> None:
         vllm = import_vllm()
+        engine_kwargs.setdefault("enable_prefix_caching", True)  # the template's opening is shared by every prompt
         self._sampling_params = vllm.SamplingParams
         self.llm = vllm.LLM(
             model=model,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -118,31 +119,34 @@ class Judge:
         order. A dict that is not a valid record raises ValueError naming its row (from 1) and field."""
         return list(self.judge_iter(records))
 
-    def judge_iter(self, records: Iterable[JudgeRecord | dict], batch_size: int | None = None
-                   ) -> Iterator[JudgeResult]:
-        """Judge records lazily, a backend batch at a time."""
-        size = batch_size or max(1, self.backend.batch_size // (2 if self.both_orders else 1))
-        batch: list[JudgeRecord] = []
-        for row, record in enumerate(records, start=1):
-            batch.append(as_record(record, row))
-            if len(batch) >= size:
-                yield from self._judge_batch(batch)
-                batch = []
-        if batch:
-            yield from self._judge_batch(batch)
+    def judge_iter(self, records: Iterable[JudgeRecord | dict]) -> Iterator[JudgeResult]:
+        """Judge records lazily, in input order, each result as soon as it and those before it are back.
 
-    def _judge_batch(self, records: list[JudgeRecord]) -> list[JudgeResult]:
-        prepared = [self._prepare(r) for r in records]
-        requests = [req for p in prepared if p.error is None for req in p.requests]
-        replies = iter(self._run_with_retries(requests))
-        results = []
-        for item in prepared:
-            if item.error is not None:
-                results.append(self._failed(item, item.error))
-                continue
-            item_replies = [next(replies) for _ in item.requests]
-            results.append(self._combine(item, item_replies))
-        return results
+        Requests stream to the backend, which keeps its batch full (refilling as items finish).
+        """
+        queue: deque[_Prepared] = deque()  # prepared, requests handed to the backend, result not yet out
+
+        def requests() -> Iterator[Request]:
+            for row, record in enumerate(records, start=1):
+                item = self._prepare(as_record(record, row))
+                queue.append(item)
+                if item.error is None:
+                    yield from item.requests
+
+        replies = self.backend.stream(requests())
+        while True:
+            while queue and queue[0].error is not None:
+                item = queue.popleft()
+                yield self._failed(item, item.error or "")
+            first = next(replies, None)
+            if first is None:
+                break
+            item = queue.popleft()
+            item_replies = [first, *(next(replies) for _ in item.requests[1:])]
+            yield self._combine(item, self._retry(item.requests, item_replies))
+        while queue:  # items after the last request: only failed ones remain
+            item = queue.popleft()
+            yield self._failed(item, item.error or "")
 
     def _prepare(self, record: JudgeRecord) -> _Prepared:
         orders = [record, record.swapped()] if self.both_orders and record.task is Task.pairwise else [record]
@@ -166,10 +170,8 @@ class Judge:
         ]
         return _Prepared(record=record, requests=requests, template=template.name)
 
-    def _run_with_retries(self, requests: list[Request]) -> list[Reply]:
-        if not requests:
-            return []
-        replies = self.backend.run(requests)
+    def _retry(self, requests: list[Request], replies: list[Reply]) -> list[Reply]:
+        """Re-ask (sampling) the requests whose verdict could not be read, up to `retries` times."""
         for attempt in range(1, self.settings.retries + 1):
             todo = [i for i, (req, rep) in enumerate(zip(requests, replies, strict=True))
                     if not rep.input_error and _verdict(req, rep)[0] is None]
