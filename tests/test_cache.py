@@ -32,16 +32,20 @@ def _records(prefix: str, n: int = 20) -> list[JudgeRecord]:
 
 
 class CountingRun:
-    """Counts the requests a real backend is asked to run (the backend itself still runs them)."""
+    """Counts the requests streamed to a real backend (the backend itself still runs them)."""
 
     def __init__(self, backend) -> None:
         self.requests = 0
-        self._run = backend.run
-        backend.run = self
+        self._stream = backend.stream
+        backend.stream = self
 
     def __call__(self, requests):
-        self.requests += len(requests)
-        return self._run(requests)
+        def counted():
+            for request in requests:
+                self.requests += 1
+                yield request
+
+        return self._stream(counted())
 
 
 @pytest.fixture(scope="module")

@@ -87,21 +87,22 @@ def test_grpo_trainer_logs_the_judges_expected_scores_and_nan_for_unreadable_ver
     unreadable_judge.backend.close()
 
 
-def test_one_call_is_one_backend_batch_and_async_matches_sync(llama):
-    batches = []
-    run = llama.run
+def test_one_call_is_one_backend_stream_and_async_matches_sync(llama):
+    batches = []  # requests per backend stream
+    stream = llama.stream
 
     def counting(requests):
+        requests = list(requests)
         batches.append(len(requests))
-        return run(requests)
+        return stream(iter(requests))
 
-    llama.run = counting
+    llama.stream = counting
     try:
         prompts = [[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 3 + 4?"}]] * 3
         completions = [[{"role": "assistant", "content": text}] for text in ("7", "12", "seven")]
         pairwise = JudgeReward(Judge(llama, mode="verdict"), task="pairwise", reference_column="reference")
         rewards = pairwise(prompts, completions, reference=["7"] * 3, trainer_state=None)
-        assert batches == [6]  # three completions, both orders, one batch
+        assert batches == [6]  # three completions, both orders, one stream
         direct = Judge(llama, mode="verdict", both_orders=True)
         for reward, completion in zip(rewards, ("7", "12", "seven"), strict=True):
             assert reward == pytest.approx(direct.compare("What is 3 + 4?", completion, "7").p_a, abs=1e-6)
@@ -114,7 +115,7 @@ def test_one_call_is_one_backend_batch_and_async_matches_sync(llama):
         assert async_rewards == pytest.approx(sync_rewards, abs=1e-6)
         assert batches == [3, 3]
     finally:
-        llama.run = run
+        llama.stream = stream
 
 
 def test_bad_arguments_are_refused(llama):

@@ -42,6 +42,13 @@ PenaltyOption = Annotated[float, typer.Option(
 CacheOption = Annotated[Path | None, typer.Option(
     "--cache", help="Judgment cache file (SQLite; created if missing): items judged before with the same model, "
     "template, mode and settings are read from it, not judged again. Several runs may share one.")]
+BatchOption = Annotated[int | None, typer.Option(
+    "--batch", min=1, help="Requests per forward pass (llama.cpp: KV-cache sequences; transformers, vLLM: batch "
+    "size). llama.cpp default 1, one at a time; more is experimental: verdict mode gives the same results, "
+    "critique mode can differ slightly (docs/performance.md).")]
+ThreadsOption = Annotated[int | None, typer.Option(
+    "--threads", min=1, help="CPU threads for llama.cpp (default $GAVEL_THREADS, else one per core; on a "
+    "machine shared with a busy process, give the number of idle cores).")]
 TemplateOption = Annotated[str | None, typer.Option(
     "--template", "-t", help="Built-in template set (default, markdown, json, xml, plain, rubric-first), "
     "a template folder, or one template file (.txt/.yaml with {placeholders}, or .j2).")]
@@ -68,6 +75,8 @@ def judge(
     retries: Annotated[int, typer.Option(help="Re-ask (sampling) when no result could be read "
                                          f"({allowed_range('retries')}).")] = DEFAULTS.retries,
     cache: CacheOption = None,
+    batch: BatchOption = None,
+    threads: ThreadsOption = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Resume into an output written with other settings (model, mode, template...).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -98,7 +107,7 @@ def judge(
             raise ValueError(f"{input}: holds no records")
         check_output(out, [input])
         with console.status("loading model…"):
-            judge_ = Judge(model, settings, cache=cache)
+            judge_ = Judge(_backend(model, batch, threads), settings, cache=cache)
     except (OSError, ValueError, TemplateError, RuntimeError, ImportError) as exc:
         _usage_error(exc)
     valid = sum(1 for r in rows if r.record is not None)
@@ -138,6 +147,22 @@ def judge(
                       "(all parse_failed); check the model and template")
     if summary.row_errors or (summary.judged and unread == summary.judged):
         raise typer.Exit(1)
+
+
+def _backend(model: str | None, batch: int | None, threads: int | None):
+    """The model spec, or the backend built with the options given (`--batch`, `--threads`)."""
+    options = {"batch_size": batch} if batch else {}
+    if threads:
+        from gavel.backends import parse_spec
+
+        if parse_spec(model).kind != "llama.cpp":
+            raise ValueError("--threads applies to llama.cpp models (GGUF files and the default judge)")
+        options["n_threads"] = threads
+    if not options:
+        return model
+    from gavel.backends import load_backend
+
+    return load_backend(model, **options)
 
 
 def _settings(**options) -> JudgeSettings:
@@ -474,8 +499,7 @@ def serve(
         _usage_error(RuntimeError(f"gavel serve needs the serve extra: pip install 'gavel[serve]' ({exc})"))
     except (OSError, ValueError, TemplateError, RuntimeError) as exc:
         _usage_error(exc)
-    served = settings.model_dump(mode="json", exclude={"retry_temperature"}) | {"template": template or "default"}
-    service = JudgeService(judge_.backend, model, served, config)
+    service = JudgeService(judge_.backend, model, settings, config)
     run(service, log_level=log_level)
 
 

@@ -11,7 +11,7 @@ import math
 import threading
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -102,6 +102,21 @@ class Backend(ABC):
     def run(self, requests: Sequence[Request]) -> list[Reply]:
         """Judge a batch of requests; an item that fails yields a Reply with `error` set, never an exception
         (only :class:`ServerUnavailable`, which ends the run)."""
+
+    def stream(self, requests: Iterable[Request]) -> Iterator[Reply]:
+        """Replies in request order, each as soon as it and those before it are back; requests read lazily.
+
+        This default hands `batch_size` requests at a time to `run`; a backend that refills its batch as
+        items finish overrides it.
+        """
+        chunk: list[Request] = []
+        for request in requests:
+            chunk.append(request)
+            if len(chunk) >= self.batch_size:
+                yield from self.run(chunk)
+                chunk = []
+        if chunk:
+            yield from self.run(chunk)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release model memory or connections."""

@@ -13,10 +13,11 @@ one float or None per completion (None: no reward, NaN in its logs, left out of 
   both orders averaged (see :mod:`gavel.judge.reward`).
 - The instruction is the prompt (for chat data its last user message), the response the completion.
 - An unreadable verdict (``parse_failed``) or a failed item gives None, never 0.
-- Every completion of one call is judged in one backend batch; critiques (critique mode) go to TRL's completions
-  log through ``log_extra``, the share of unreadable and failed verdicts through ``log_metric``.
+- Every completion of one call goes to the backend in one stream of requests (it keeps its batch full);
+  critiques (critique mode) go to TRL's completions log through ``log_extra``, the share of unreadable and
+  failed verdicts through ``log_metric``.
 - :class:`AsyncJudgeReward` is the same as an ``async`` function: GRPO runs it beside other async rewards, the
-  judge working in a thread (a local model serves one batch at a time).
+  judge working in a thread (a local model serves one stream at a time).
 TRL itself is not imported here.
 """
 
@@ -64,7 +65,7 @@ class JudgeReward:
                  log_metric: Callable[[str, float], None] | None = None, **columns: Any) -> list[float | None]:
         records = [self.record(i, prompt, completion, columns)
                    for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True))]
-        results = list(self.judge.judge_iter(records, batch_size=max(1, len(records))))  # one backend batch
+        results = self.judge.judge(records)  # one stream of requests: the backend keeps its batch full
         self._log(results, log_extra, log_metric)
         return [reward_from_result(r) for r in results]
 

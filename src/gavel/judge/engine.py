@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -129,37 +130,44 @@ class Judge:
         order. A dict that is not a valid record raises ValueError naming its row (from 1) and field."""
         return list(self.judge_iter(records))
 
-    def judge_iter(self, records: Iterable[JudgeRecord | dict], batch_size: int | None = None
-                   ) -> Iterator[JudgeResult]:
-        """Judge records lazily, a backend batch at a time."""
-        size = batch_size or max(1, self.backend.batch_size // (2 if self.both_orders else 1))
-        batch: list[JudgeRecord] = []
-        for row, record in enumerate(records, start=1):
-            batch.append(as_record(record, row))
-            if len(batch) >= size:
-                yield from self._judge_batch(batch)
-                batch = []
-        if batch:
-            yield from self._judge_batch(batch)
+    def judge_iter(self, records: Iterable[JudgeRecord | dict]) -> Iterator[JudgeResult]:
+        """Judge records lazily, in input order, each result as soon as it and those before it are back.
 
-    def _judge_batch(self, records: list[JudgeRecord]) -> list[JudgeResult]:
-        prepared = [self._prepare(r) for r in records]
-        keys = [self._cache_key(p) for p in prepared]
-        cached = [self.cache.get(k) if self.cache is not None and k is not None else None for k in keys]
-        todo = [p for p, hit in zip(prepared, cached, strict=True) if p.error is None and hit is None]
-        replies = iter(self._run_with_retries([req for p in todo for req in p.requests]))
-        results = []
-        for item, key, hit in zip(prepared, keys, cached, strict=True):
-            if item.error is not None:
-                results.append(self._failed(item, item.error))
-            elif hit is not None:
-                results.append(hit.model_copy(update=self._base(item)))
-            else:
-                result = self._combine(item, [next(replies) for _ in item.requests])
+        Requests stream to the backend, which keeps its batch full (refilling as items finish). Items judged
+        before with the same model and settings come from the cache. The stream holds the model's lock
+        (``model_lock``) until it ends: another thread's judge calls on the same local model wait for it.
+        """
+        queue: deque[tuple[_Prepared, str | None, JudgeResult | None]] = deque()  # item, cache key, cached result
+
+        def requests() -> Iterator[Request]:
+            for row, record in enumerate(records, start=1):
+                item = self._prepare(as_record(record, row))
+                key = self._cache_key(item)
+                hit = self.cache.get(key) if self.cache is not None and key is not None else None
+                queue.append((item, key, hit))
+                if item.error is None and hit is None:
+                    yield from item.requests
+
+        def ready() -> Iterator[JudgeResult]:  # the items at the front that need no reply: failed or cached
+            while queue and (queue[0][0].error is not None or queue[0][2] is not None):
+                item, _, hit = queue.popleft()
+                yield self._failed(item, item.error or "") if hit is None else hit.model_copy(update=self._base(item))
+
+        with model_lock(self.backend):
+            replies = self.backend.stream(requests())
+            while True:
+                yield from ready()
+                first = next(replies, None)
+                if first is None:
+                    break
+                yield from ready()
+                item, key, _ = queue.popleft()
+                item_replies = [first, *(next(replies) for _ in item.requests[1:])]
+                result = self._combine(item, self._retry(item.requests, item_replies))
                 if self.cache is not None and key is not None and result.status is not Status.error:
                     self.cache.put(key, result)
-                results.append(result)
-        return results
+                yield result
+        yield from ready()  # items after the last request: only failed or cached ones remain
 
     def _cache_key(self, item: _Prepared) -> str | None:
         if self.cache is None or item.error is not None or self.model_identity is None:
@@ -189,19 +197,15 @@ class Judge:
         ]
         return _Prepared(record=record, requests=requests, template=template.name, template_text=template.text)
 
-    def _run_with_retries(self, requests: list[Request]) -> list[Reply]:
-        if not requests:
-            return []
-        with model_lock(self.backend):
-            replies = self.backend.run(requests)
+    def _retry(self, requests: list[Request], replies: list[Reply]) -> list[Reply]:
+        """Re-ask (sampling) the requests whose verdict could not be read, up to `retries` times."""
         for attempt in range(1, self.settings.retries + 1):
             todo = [i for i, (req, rep) in enumerate(zip(requests, replies, strict=True))
                     if not rep.input_error and _verdict(req, rep)[0] is None]
             if not todo:
                 break
-            with model_lock(self.backend):
-                again = self.backend.run([replace(requests[i], temperature=self.settings.retry_temperature)
-                                          for i in todo])
+            again = self.backend.run([replace(requests[i], temperature=self.settings.retry_temperature)
+                                      for i in todo])  # within judge_iter's hold of the model lock
             for i, reply in zip(todo, again, strict=True):
                 reply.attempts = attempt + 1
                 replies[i] = reply
