@@ -443,6 +443,8 @@ def serve(
     repetition_penalty: PenaltyOption = DEFAULTS.repetition_penalty,
     retries: Annotated[int, typer.Option(help="Re-ask (sampling) when no result could be read "
                                          f"({allowed_range('retries')}).")] = DEFAULTS.retries,
+    batch: BatchOption = None,
+    threads: ThreadsOption = None,
     host: Annotated[str, typer.Option(help="Interface to listen on; anything but loopback needs an API key.")
                     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
@@ -487,7 +489,7 @@ def serve(
         templates = load_templates(template)
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         with console.status("loading model…"):
-            judge_ = Judge(model, settings, templates=templates)
+            judge_ = Judge(_backend(model, batch, threads), settings, templates=templates)
     except ImportError as exc:
         _usage_error(RuntimeError(f"gavel serve needs the serve extra: pip install 'gavel[serve]' ({exc})"))
     except (OSError, ValueError, TemplateError, RuntimeError) as exc:
