@@ -493,8 +493,7 @@ def serve(
         _usage_error(RuntimeError(f"gavel serve needs the serve extra: pip install 'gavel[serve]' ({exc})"))
     except (OSError, ValueError, TemplateError, RuntimeError) as exc:
         _usage_error(exc)
-    served = settings.model_dump(mode="json", exclude={"retry_temperature"}) | {"template": template or "default"}
-    service = JudgeService(judge_.backend, model, served, config)
+    service = JudgeService(judge_.backend, model, settings, config)
     run(service, log_level=log_level)
 
 

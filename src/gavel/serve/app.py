@@ -6,7 +6,6 @@ Errors reach a client as ``{"detail": one line, "field": the field at fault}``, 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import time
@@ -141,8 +140,8 @@ def create_app(service: JudgeService) -> ASGIApp:
         info = service.backend.info
         card = ModelCard(id=info.name, spec=service.spec, kind=info.kind, identity=info.identity,
                          context_length=info.context_length)
-        settings = json.loads(service.settings_key({}))
-        return ModelsResponse(data=[card], settings=settings, limits=public_limits(config))
+        return ModelsResponse(data=[card], settings=service.settings.model_dump(mode="json"),
+                              limits=public_limits(config))
 
     @app.get("/metrics")
     async def metrics() -> Response:
