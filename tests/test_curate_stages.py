@@ -351,6 +351,7 @@ def test_rm_filter_with_a_tiny_random_reward_model(tmp_path):
     assert json.dumps(all_scores[4]) == "NaN"  # no threshold for source b: not scored
 
 
+@pytest.mark.model  # the embedded model's tokenizer: embedded_hf_dir converts the model on first use
 def test_item_stages_run_as_datasets_maps_in_worker_processes(tmp_path):
     from gavel.bench.registry import LoadContext
     from gavel.curate.pipeline import Report, _tokenizer, decontaminate, lengths
