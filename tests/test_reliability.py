@@ -214,7 +214,7 @@ def test_3_resume_with_other_settings_is_refused(tmp_path):
                         (Judge(FourBackend(), mode="verdict", template="json"), "template: 'default' then, 'json'")]:
         with pytest.raises(OutputError, match="other settings") as caught:
             run_file(judge, source, out)
-        assert what in str(caught.value) and "--force" in str(caught.value)
+        assert what in str(caught.value) and "--force" not in str(caught.value)  # the API's option is force=True
         assert out.read_bytes() == before
     forced = run_file(Judge(FourBackend(), mode="critique"), source, out, force=True)
     assert forced.skipped == 3
@@ -242,6 +242,7 @@ def test_3_cli_refuses_other_mode_and_bench_inherits_it(tmp_path, gavel):
     again = gavel("judge", source, "-o", out, "--mode", "critique", "-q")
     assert again.exit_code == 2
     assert "mode: 'verdict' then, 'critique' now" in _one_error_line(again.output)
+    assert "or --force to add to it anyway" in _one_error_line(again.output)  # gavel judge has --force
     forced = gavel("judge", source, "-o", out, "--mode", "critique", "--force", "-q")
     assert forced.exit_code == 0, forced.output
 

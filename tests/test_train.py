@@ -53,7 +53,7 @@ def test_bad_pairs_name_row_and_field(tmp_path):
     rows[2]["rejected"] = "**Result:** B"  # a string, not a message list
     path = tmp_path / "pairs.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(ValueError, match=r"row 2, field 'rejected'"):
+    with pytest.raises(ValueError, match=r"pairs\.jsonl, row 3, field 'rejected'"):  # rows count from 1
         load_pairs(path)
     with pytest.raises(FileNotFoundError, match="no such pairs file"):
         load_pairs(tmp_path / "missing")
@@ -97,9 +97,9 @@ def test_trained_tokens_equal_what_the_backends_feed(tmp_path):
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
     """Three steps on the fixture, killed (SIGKILL) after the first checkpoint and resumed by `gavel train`."""
-    out = tmp_path_factory.mktemp("train")
+    out = tmp_path_factory.mktemp("train") / "run"  # a new folder: gavel train refuses one it did not write
     config = tiny_config(out)
-    path = out / "config.yaml"
+    path = out.parent / "config.yaml"
     path.write_text(yaml.safe_dump(json.loads(config.model_dump_json())))
     env = os.environ | {"PYTHONPATH": str(REPO / "src")}
     command = [sys.executable, "-m", "gavel.cli", "train", str(path)]

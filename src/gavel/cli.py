@@ -79,7 +79,7 @@ def judge(
     from gavel.io import OutputError
     from gavel.judge.engine import Judge
     from gavel.judge.records import read_rows
-    from gavel.judge.runner import RunInterrupted, check_output, run_records, write_errors
+    from gavel.judge.runner import RunInterrupted, SettingsChanged, check_output, run_records, write_errors
     from gavel.judge.templates import TemplateError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -103,6 +103,8 @@ def judge(
             task = progress.add_task("judge", total=valid)
             summary = run_records(judge_, rows, out, source=input, force=force,
                                   on_result=lambda _: progress.advance(task))
+    except SettingsChanged as exc:
+        _usage_error(ValueError(f"{exc}, or --force to add to it anyway"))
     except OutputError as exc:
         _usage_error(exc)
     except ServerUnavailable as exc:  # the server stopped answering mid-run: stop, keep what is written
@@ -255,9 +257,15 @@ def curate(
         "--only-source", help="Build a single-source mix from the config's source NAME.")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the registered sources and exit.")] = False,
 ) -> None:
-    """Curate public judge data into DPO preference pairs (TRL format) with a data card."""
+    """Curate public judge data into DPO preference pairs (TRL format) with a data card.
+
+    Exit codes: 0 done (READY written); 1 a stage left no items, or the teacher's server stopped answering
+    (re-run to resume the teacher stage); 2 usage error (config, output folder, data root or teacher), found
+    before any stage runs.
+    """
+    from gavel.backends import ServerUnavailable
     from gavel.curate.config import ConfigError, load_config
-    from gavel.curate.pipeline import OutputFrozen, run
+    from gavel.curate.pipeline import EmptyMix, run
     from gavel.curate.sources import SOURCES
     from gavel.io import OutputError
 
@@ -274,11 +282,12 @@ def curate(
         console.print("[red]error:[/red] missing CONFIG (a curation YAML file)")
         raise typer.Exit(2)
     try:
-        config = load_config(config_path)
-        report = run(config, output, only_source=only_source, console=console)
-    except (ConfigError, OutputFrozen, OutputError, ValueError, KeyError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        report = run(load_config(config_path), output, only_source=only_source, console=console)
+    except (ConfigError, OutputError, ValueError, KeyError) as exc:
+        _usage_error(exc)
+    except (EmptyMix, ServerUnavailable) as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
     console.print(f"{len(report.rows)} pairs -> {output / 'dataset'}, {output / 'pairs.jsonl'}; "
                   f"card: {output / 'card.md'}")
 
@@ -317,27 +326,36 @@ def train(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output folder (overrides the config's "
                                                 "output_dir). Re-running resumes from the last checkpoint.")] = None,
     data: Annotated[Path | None, typer.Option(help="Pairs: a `gavel curate` folder or pairs .jsonl.")] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Stop after N optimizer steps.")] = None,
-    limit: Annotated[int | None, typer.Option(help="Train on N pairs (a seeded sample).")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after N optimizer steps (N >= 1).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Train on N pairs, a seeded sample (N >= 1).")] = None,
 ) -> None:
     """Train a judge with DPO + NLL on the chosen answer (TRL), then merge and export it (HF folder, GGUF).
 
     Writes checkpoints, metrics.jsonl, log_history.json, losses.png and train_summary.json to the output folder.
+    Re-running resumes an interrupted run; a finished one with the same settings and data is left as it is.
+
+    Exit codes: 0 trained (or already trained); 2 usage error (config, options, output, base or pairs), found
+    before the model loads; 130 interrupted.
     """
+    from gavel.config import ConfigError
+    from gavel.io import OutputError
     from gavel.train.config import load_train_config
-    from gavel.train.trainer import run
+    from gavel.train.trainer import check_run, run
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         cfg = load_train_config(config, output_dir=output, data=data, max_steps=max_steps, limit=limit)
-    except (FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        plan = check_run(cfg)
+    except (ConfigError, OutputError, OSError, ValueError, RuntimeError) as exc:
+        _usage_error(exc)
+    if plan.finished is not None:
+        console.print(f"already trained with these settings and data: {plan.finished.steps} steps -> "
+                      f"{plan.finished.trained}; nothing to do")
+        return
     try:
-        outcome = run(cfg)
-    except (FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        outcome = run(cfg, plan)
+    except (FileNotFoundError, ValueError) as exc:  # e.g. no pair fits max_length (found before the model loads)
+        _usage_error(exc)
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted:[/yellow] run the same command again to resume from the last checkpoint "
                       f"in {cfg.output_dir / 'checkpoints'}")
@@ -351,17 +369,94 @@ def recipe(
     recipe_file: Annotated[Path, typer.Argument(help="Recipe YAML: curate, train and bench sections.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output folder for every stage.")] = None,
 ) -> None:
-    """Curate -> train -> bench the base and the trained judge on the same items -> one report with deltas."""
+    """Curate -> train -> bench the base and the trained judge on the same items -> one report with deltas.
+
+    Exit codes: 0 done; 1 a stage stopped (an empty mix, a server down); 2 usage error (the recipe, its curate
+    config, an output that must not be written).
+    """
+    from gavel.backends import ServerUnavailable
+    from gavel.config import ConfigError
+    from gavel.curate.pipeline import EmptyMix
+    from gavel.io import OutputError
     from gavel.train.recipe import load_recipe, run
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         cfg = load_recipe(recipe_file, output_dir=output)
-    except (FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    report = run(cfg, console=console)
+    except (ConfigError, OSError, ValueError) as exc:
+        _usage_error(exc)
+    try:
+        report = run(cfg, console=console)
+    except OutputError as exc:
+        _usage_error(exc)
+    except (EmptyMix, ServerUnavailable) as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
     console.print(f"report: {report}")
+
+
+@app.command()
+def serve(
+    model: ModelOption = None,
+    mode: ModeOption = Mode.critique,
+    template: TemplateOption = None,
+    both_orders: Annotated[bool, typer.Option(
+        "--both-orders", help="Pairwise: judge both orders by default (a request may say otherwise).")] = False,
+    max_new_tokens: MaxTokensOption = 512,
+    repetition_penalty: PenaltyOption = REPETITION_PENALTY,
+    retries: Annotated[int, typer.Option(help="Re-ask (sampling) when no result could be read.")] = 0,
+    host: Annotated[str, typer.Option(help="Interface to listen on; anything but loopback needs an API key.")
+                    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    api_key_file: Annotated[Path | None, typer.Option(
+        help="File holding the API key clients must send as 'Authorization: Bearer KEY' (default: "
+        "$GAVEL_API_KEY; no key: anyone who can connect may use the judge).")] = None,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="Listen beyond loopback without an API key.")] = False,
+    max_batch: Annotated[int, typer.Option(help="Items handed to the model at once.")] = 16,
+    max_wait_ms: Annotated[float, typer.Option(help="How long a batch waits for more items.")] = 10.0,
+    max_queue: Annotated[int, typer.Option(help="Items that may wait; more are refused (503, Retry-After).")] = 256,
+    max_records: Annotated[int, typer.Option(help="Records per request.")] = 64,
+    max_body_bytes: Annotated[int, typer.Option(help="Request body size limit.")] = 1_000_000,
+    max_field_chars: Annotated[int, typer.Option(help="Characters in one text field of a record.")] = 20_000,
+    timeout: Annotated[float, typer.Option(help="Seconds a request may wait for its results (then 504).")] = 300.0,
+    grace: Annotated[float, typer.Option(help="After SIGTERM, seconds to finish accepted requests.")] = 30.0,
+    log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+) -> None:
+    """Serve a judge over HTTP to many clients: POST /v1/judge, POST /get_reward (OpenRLHF), GET /healthz,
+    GET /v1/models, GET /metrics (Prometheus), /docs. Requests are micro-batched; one worker owns the model.
+
+    Clients elsewhere use it as the model spec gavel+http://HOST:PORT. SIGTERM stops it gracefully (exit 0).
+    Exit code 2: a usage error (a non-loopback --host without a key, a bad model or template), before loading.
+    """
+    from gavel.judge.engine import Judge
+    from gavel.judge.templates import TemplateError, load_templates
+
+    try:
+        from gavel.serve.config import Limits, ServeConfig, read_api_key
+        from gavel.serve.server import run
+        from gavel.serve.service import JudgeService
+
+        config = ServeConfig(
+            host=host, port=port, api_key=read_api_key(api_key_file), insecure=insecure,
+            limits=Limits(max_body_bytes=max_body_bytes, max_records=max_records, max_field_chars=max_field_chars,
+                          max_new_tokens=max(max_new_tokens, Limits().max_new_tokens)),
+            max_batch=max_batch, max_wait_s=max_wait_ms / 1000, max_queue=max_queue, timeout_s=timeout,
+            grace_s=grace)
+        config.check_exposure()
+        templates = load_templates(template)
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        with console.status("loading model…"):
+            judge_ = Judge(model, mode=mode, template=templates, both_orders=both_orders,
+                           max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty, retries=retries)
+    except ImportError as exc:
+        _usage_error(RuntimeError(f"gavel serve needs the serve extra: pip install 'gavel[serve]' ({exc})"))
+    except (OSError, ValueError, TemplateError, RuntimeError) as exc:
+        _usage_error(exc)
+    settings = {"mode": mode.value, "template": template or "default", "both_orders": both_orders,
+                "max_new_tokens": max_new_tokens, "repetition_penalty": repetition_penalty, "retries": retries}
+    service = JudgeService(judge_.backend, model, settings, config)
+    run(service, log_level=log_level)
 
 
 def main() -> None:

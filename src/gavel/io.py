@@ -159,6 +159,24 @@ def check_output_path(path: Path, inputs: Sequence[str | Path] = ()) -> None:
         _probe_lock(path)
 
 
+def check_output_dir(path: Path) -> None:
+    """Refuse, before any work, an output folder that is a file, lies under a file, or cannot be written."""
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"output {path} is a file, not a folder; choose another --output")
+    existing = next((p for p in [path, *path.parents] if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise OutputError(f"output {path} cannot be created: {existing} is a file, not a folder")
+    if _read_only_fs(existing):
+        raise OutputError(f"output {path} cannot be written: the file system is read-only ({existing})")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"output {path} cannot be written: permission denied ({existing})")
+
+
+def is_empty_dir(path: Path) -> bool:
+    """True for a folder with nothing in it, or a path that does not exist yet."""
+    return not path.exists() or (path.is_dir() and next(path.iterdir(), None) is None)
+
+
 def _probe_lock(path: Path) -> None:
     """Refuse early when another process holds the output's lock (the writer takes it for real later)."""
     fd = os.open(path, os.O_RDONLY)

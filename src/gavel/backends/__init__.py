@@ -19,6 +19,7 @@ spec                            backend
 ``openai:MODEL@URL``            an OpenAI-compatible server at URL, e.g. ``openai:selene@http://127.0.0.1:8080/v1``
 ``http(s)://HOST/v1#MODEL``     the same, URL first
 ``vllm:ORG/NAME_OR_PATH``       vLLM's offline engine (``pip install 'gavel[vllm]'``, GPU)
+``gavel+http://HOST:PORT``      a remote ``gavel serve`` (also ``gavel+https://``; key: ``$GAVEL_API_KEY``)
 ==============================  ==========================================================================
 """
 
@@ -37,7 +38,7 @@ DEFAULT_SPEC = "default"
 class ModelSpec:
     """A parsed model spec: which backend, which model, and backend options."""
 
-    kind: str  # llama.cpp | transformers | openai | ollama | vllm
+    kind: str  # llama.cpp | transformers | openai | ollama | vllm | gavel
     model: str
     base_url: str | None = None
     options: dict[str, str] = field(default_factory=dict)
@@ -71,6 +72,9 @@ def parse_spec(spec: str | None) -> ModelSpec:
         model, at, url = rest.partition("@")
         base = url if at else os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
         return ModelSpec("openai", model, base_url=base)
+    if text.startswith(("gavel+http://", "gavel+https://")):
+        url = text.removeprefix("gavel+").rstrip("/")
+        return ModelSpec("gavel", url, base_url=url)
     if text.startswith(("http://", "https://")):
         url, hash_, model = text.partition("#")
         if not hash_ or not model:
@@ -85,7 +89,7 @@ def parse_spec(spec: str | None) -> ModelSpec:
         return ModelSpec("transformers", text)
     raise ValueError(
         f"model spec {text!r}: not a .gguf file, a model folder, a hub id (org/name), or one of "
-        "ollama:NAME, openai:MODEL[@URL], URL#MODEL, vllm:MODEL, hf:MODEL"
+        "ollama:NAME, openai:MODEL[@URL], URL#MODEL, vllm:MODEL, hf:MODEL, gavel+http://HOST:PORT"
     )
 
 
@@ -99,13 +103,35 @@ def _with_adapter(text: str) -> ModelSpec:
     return ModelSpec("llama.cpp", base.model, options={"lora_path": adapter})
 
 
+def check_model(spec: str | None) -> None:
+    """Fail fast, without loading weights, on a model that cannot be used: a missing GGUF or adapter file, an
+    adapter that does not fit its base, a folder without model files or an unreachable hub id (ValueError,
+    FileNotFoundError, RuntimeError), or no server at the URL (ServerUnavailable)."""
+    parsed = parse_spec(spec)
+    if parsed.kind == "llama.cpp":
+        for path, what in ((parsed.model, "GGUF file"), (parsed.options.get("lora_path"), "LoRA adapter (GGUF)")):
+            if path is not None and not Path(path).is_file():
+                raise FileNotFoundError(f"{path}: no such {what}")
+        if "lora_path" in parsed.options:
+            from gavel.backends.lora import check_adapter
+
+            check_adapter(Path(parsed.model), Path(parsed.options["lora_path"]))
+    elif parsed.kind == "transformers" and parsed.model != "smollm2":
+        from gavel.backends.transformers_backend import check_model_source
+
+        check_model_source(parsed.model)
+    elif parsed.kind in ("openai", "ollama"):
+        load_backend(spec).close()  # the client checks the server once (GET /models) and holds nothing
+
+
 def load_backend(spec: str | None = None, **options) -> Backend:
     """Build the backend a model spec names. Extra keyword options go to the backend's constructor."""
     from gavel.backends.identity import model_identity
 
     parsed = parse_spec(spec)
     backend = _build_backend(spec, parsed, options)
-    backend.info.identity = model_identity(parsed)
+    if backend.info.identity is None:  # a remote gavel server reports the identity of the model it serves
+        backend.info.identity = model_identity(parsed)
     return backend
 
 
@@ -136,6 +162,10 @@ def _build_backend(spec: str | None, parsed: ModelSpec, options: dict) -> Backen
         from gavel.backends.openai_compat import ollama_backend
 
         return ollama_backend(parsed.model, host=parsed.base_url, **options)
+    if parsed.kind == "gavel":
+        from gavel.backends.gavel_http import GavelHttpBackend
+
+        return GavelHttpBackend(parsed.model, **options)
     if parsed.kind == "vllm":
         from gavel.backends.vllm_backend import VLLMBackend
 

@@ -44,7 +44,7 @@ class ModelIdentity(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    backend: str  # llama.cpp | transformers | openai | ollama | vllm
+    backend: str  # llama.cpp | transformers | openai | ollama | vllm | gavel
     base: FileIdentity | None = None  # local weights: a file or a model folder
     adapter: FileIdentity | None = None  # a LoRA adapter applied at load
     name: str | None = None  # a hub id or a served model's name, when there are no local weights
@@ -89,6 +89,8 @@ def model_identity(spec: str | ModelSpec | None) -> ModelIdentity:
     parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
     if parsed.kind in ("openai", "ollama"):
         return ModelIdentity(backend=parsed.kind, name=parsed.model, base_url=(parsed.base_url or "").rstrip("/"))
+    if parsed.kind == "gavel":  # offline, a gavel server is its URL (loaded, it reports the model it serves)
+        return ModelIdentity(backend=parsed.kind, base_url=(parsed.base_url or "").rstrip("/"))
     if parsed.kind == "transformers" and parsed.model == "smollm2":
         from gavel.backends.embedded import embedded_gguf
 

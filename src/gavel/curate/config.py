@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from gavel.config import ConfigError, load_yaml_model
+
+__all__ = ["ConfigError", "CurateConfig", "load_config"]
 
 
 class _Strict(BaseModel):
@@ -102,24 +105,6 @@ class CurateConfig(_Strict):
         return self.model_copy(update={"sources": {name: self.sources[name]}})
 
 
-class ConfigError(ValueError):
-    """The config file is missing, not YAML, or does not match the schema."""
-
-
 def load_config(path: str | Path) -> CurateConfig:
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: no such config file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    try:
-        return CurateConfig.model_validate(data)
-    except ValidationError as exc:
-        lines = [f"{path}: invalid curate config:"]
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-            lines.append(f"  {where}: {message}")
-        raise ConfigError("\n".join(lines)) from None
+    """The curate config at `path` (ConfigError names the file and each bad field)."""
+    return load_yaml_model(path, CurateConfig)

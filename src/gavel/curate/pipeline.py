@@ -18,15 +18,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from gavel.bench.registry import LoadContext
+from gavel.config import ConfigError
 from gavel.curate import card as card_module
 from gavel.curate.config import CurateConfig
 from gavel.curate.consistency import ConsistencyReport, check, trim_to_sentence
 from gavel.curate.decontam import build_index, record_texts
 from gavel.curate.items import from_dataset, to_dataset
+from gavel.curate.layout import DATASET, MARKER, PAIRS, READY
 from gavel.curate.mix import Pair, assign_kinds, dedup, rejected_label, select, with_orders
 from gavel.curate.sources import SOURCES, Item, default_train_root
 from gavel.curate.teacher import TeacherCall, build_judge, make_call, run_teacher
-from gavel.io import JsonlAppender, repair_jsonl_rows
+from gavel.io import DataUnavailable, JsonlAppender, OutputError, check_output_dir, is_empty_dir, repair_jsonl_rows
 from gavel.judge.records import RowError
 from gavel.judge.result import Mode
 from gavel.judge.templates import load_templates
@@ -34,8 +36,12 @@ from gavel.judge.templates import load_templates
 log = logging.getLogger(__name__)
 
 
-class OutputFrozen(RuntimeError):
+class OutputFrozen(OutputError):
     """The output folder already holds a finished mix (READY)."""
+
+
+class EmptyMix(RuntimeError):
+    """A stage left no items, so the mix would hold no pairs; the message names the stage."""
 
 
 @dataclass
@@ -68,7 +74,9 @@ def _counts(items: list[Item]) -> dict[str, int]:
 
 
 @contextmanager
-def _stage(report: Report, name: str, items: list[Item] | None, console: Console) -> Iterator[Stage]:
+def _stage(report: Report, name: str, items: list[Item] | None, console: Console, *,
+           may_empty: bool = False) -> Iterator[Stage]:
+    """Time a stage and log its counts; a stage that leaves nothing (unless `may_empty`) stops the run."""
     stage = Stage(name=name, before=_counts(items) if items is not None else {})
     console.print(f"[bold]curate[/] {name} ...")
     start = time.perf_counter()
@@ -78,6 +86,11 @@ def _stage(report: Report, name: str, items: list[Item] | None, console: Console
     total = sum(stage.after.values())
     note = f" - {stage.note}" if stage.note else ""
     console.print(f"[bold]curate[/] {name}: {total} out ({stage.seconds:.1f}s){note}")
+    if total == 0 and not may_empty:
+        came = f" of {sum(stage.before.values())}" if stage.before else ""
+        detail = f" ({stage.note})" if stage.note else ""
+        raise EmptyMix(f"the {name} stage left no items{came}{detail}: the mix would hold no pairs; "
+                       f"nothing exported, no {READY} written")
 
 
 def _tokenizer(name: str | None):
@@ -101,7 +114,7 @@ def load_sources(config: CurateConfig, report: Report, errors_file: Path) -> lis
             if ctx.data_root is None and source.local:
                 report.unavailable_sources[name] = "no training-data root: set data_root or GAVEL_DATA_ROOT"
                 continue
-            for entry in source.load(ctx):
+            for entry in _entries(name, source, ctx):
                 if isinstance(entry, RowError):
                     if entry.row == 0 and entry.message.startswith("source unavailable"):
                         report.unavailable_sources[name] = entry.message
@@ -113,6 +126,14 @@ def load_sources(config: CurateConfig, report: Report, errors_file: Path) -> lis
     finally:
         writer.close()
     return items
+
+
+def _entries(name: str, source, ctx: LoadContext) -> Iterator[Item | RowError]:
+    """The source's items and row errors; a source whose files are missing is one error (row 0: the source)."""
+    try:
+        yield from source.load(ctx)
+    except DataUnavailable as exc:
+        yield RowError(source=name, row=0, message=f"source unavailable: {exc}")
 
 
 def _length_map(tokenizer, templates, max_critique: int):
@@ -240,14 +261,20 @@ def final_rows(pairs: list[Pair], config: CurateConfig, tokenizer, templates, re
 # -- the run ----------------------------------------------------------------------------------------------
 def run(config: CurateConfig, output: str | Path, *, only_source: str | None = None,
         console: Console | None = None) -> Report:
-    """Build the mix described by `config` into `output` (see CONTRACT: dataset/, pairs.jsonl, card, READY)."""
+    """Build the mix described by `config` into `output` (see CONTRACT: dataset/, pairs.jsonl, card, READY).
+
+    Before any stage: the output, the data roots and the teacher are checked (OutputError, ConfigError, or the
+    backend's error), then the folder is marked as gavel's. A stage that leaves no items raises EmptyMix.
+    """
     console = console or Console(stderr=True)
     output = Path(output)
-    if (output / "READY").exists():
-        raise OutputFrozen(f"{output} already holds a finished mix (READY); write to another folder")
     if only_source is not None:
         config = config.only(only_source)
     work = Path(config.work_dir) if config.work_dir else output / "work"
+    check_output(output, work)
+    check_inputs(config)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / MARKER).write_text(json.dumps({"gavel_curate": 1}) + "\n", encoding="utf-8")
     work.mkdir(parents=True, exist_ok=True)
     report = Report(config=config.model_dump(mode="json"))
     started = time.perf_counter()
@@ -258,6 +285,8 @@ def run(config: CurateConfig, output: str | Path, *, only_source: str | None = N
         items = load_sources(config, report, work / "row_errors.jsonl")
         stage.after = _counts(items)
         stage.note = f"{sum(report.row_errors.values())} source rows logged as errors ({work / 'row_errors.jsonl'})"
+        if report.unavailable_sources:
+            stage.note += "; unavailable: " + "; ".join(f"{k}: {v}" for k, v in report.unavailable_sources.items())
     with _stage(report, "dedup", items, console) as stage:
         items, removed = dedup(items)
         stage.after, stage.note = _counts(items), f"{removed} duplicates"
@@ -287,7 +316,7 @@ def run(config: CurateConfig, output: str | Path, *, only_source: str | None = N
         stage.note = f"{sum(k == 'critique' for k in kinds.values())} critique items, " \
                      f"{sum(k == 'verdict' for k in kinds.values())} verdict items"
     calls = teacher_calls(selected, kinds, config)
-    with _stage(report, "teacher", None, console) as stage:
+    with _stage(report, "teacher", None, console, may_empty=True) as stage:
         outputs = _run_teacher(calls, work / "teacher.jsonl", config, console)
         stage.before = {"calls": len(calls)}
         stage.after = {"outputs": len(outputs)}
@@ -305,8 +334,40 @@ def run(config: CurateConfig, output: str | Path, *, only_source: str | None = N
         stage.after = {"rows": len(rows)}
     report.extra["wall_seconds_total"] = time.perf_counter() - started
     card_module.write(report, output)
-    (output / "READY").touch()  # last: the folder is complete
+    (output / READY).touch()  # last: the folder is complete
     return report
+
+
+def check_output(output: Path, work: Path) -> None:
+    """Refuse an output that is finished (READY), cannot be written, or is a non-empty folder gavel did not
+    write (no marker): nothing the user wrote is overwritten."""
+    if (output / READY).exists():
+        raise OutputFrozen(f"{output} already holds a finished mix ({READY}); write to another folder")
+    for folder in (output, work):
+        check_output_dir(folder)
+    if not is_empty_dir(output) and not (output / MARKER).exists():
+        raise OutputError(f"output {output} is a folder that gavel curate did not write (no {MARKER} in it); "
+                          "choose a new or empty folder")
+
+
+def needs_teacher(config: CurateConfig) -> bool:
+    """Whether any pair may need a teacher critique (every critique share zero: verdict-only pairs)."""
+    return any((s.critique_ratio if s.critique_ratio is not None else config.mix.critique_ratio) > 0
+               for s in config.sources.values())
+
+
+def check_inputs(config: CurateConfig) -> None:
+    """The data roots the config names exist, and the teacher model or server is there (no weights loaded)."""
+    for field_name, root in (("data_root", config.data_root), ("decontam.data_root", config.decontam.data_root)):
+        if root is not None and not Path(root).is_dir():
+            raise ConfigError(f"{field_name}: {root} is not a folder")
+    if needs_teacher(config):
+        from gavel.backends import check_model
+
+        try:
+            check_model(config.teacher.model)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ConfigError(f"teacher.model {config.teacher.model!r}: {exc}") from None
 
 
 def _run_teacher(calls: list[TeacherCall], cache: Path, config: CurateConfig, console: Console) -> dict[str, dict]:
@@ -331,8 +392,8 @@ def export(rows: list[dict], output: Path) -> None:
 
     clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     output.mkdir(parents=True, exist_ok=True)
-    with (output / "pairs.jsonl").open("w", encoding="utf-8") as handle:
+    with (output / PAIRS).open("w", encoding="utf-8") as handle:
         for row in clean:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    dataset = datasets.Dataset.from_list(clean) if clean else datasets.Dataset.from_dict({})
-    dataset.save_to_disk(str(output / "dataset"))
+    dataset = datasets.Dataset.from_list(clean)  # never empty: an empty mix stops the run before export
+    dataset.save_to_disk(str(output / DATASET))

@@ -12,11 +12,12 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gavel.bench.registry import LoadContext, default_data_root
-from gavel.judge.records import JudgeRecord, RowError, Task, validate_row
+from gavel.judge.records import JudgeRecord, RowError, Task, first_error, validate_row
 from gavel.registry import Registry
 
 
@@ -76,9 +77,38 @@ def default_train_root(explicit: str | Path | None = None) -> Path | None:
 
 
 # -- helpers for adapters -------------------------------------------------------------------------------
+class SourceRow(BaseModel):
+    """The fields an adapter reads from one source row, with their types; other fields are ignored.
+
+    Each adapter declares one; :func:`parse_row` turns a row whose types do not match into a RowError.
+    """
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+R = TypeVar("R", bound=SourceRow)
+
+
+def parse_row(model: type[R], source: str, file: Path | str, row: int, raw: Any) -> R | RowError:
+    """`raw` validated as `model`, or a RowError naming file, row and the first bad field."""
+    if not isinstance(raw, dict):
+        return row_error(source, file, row, "row is not a JSON object")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        field, message = first_error(exc)
+        return row_error(source, file, row, message, field=field)
+
+
 def make_item(source: str, file: Path | str, row: int, *, critique: str | None = None,
               author: str | None = None, **fields) -> Yielded:
-    """Validate a record built from a source row; a bad row becomes a RowError, never an exception."""
+    """Validate a record built from a source row; a bad row becomes a RowError, never an exception.
+
+    Curation needs the gold verdict: a row without a usable label is a RowError, so it never leaves the load stage.
+    """
+    if fields.get("label") is None:
+        return row_error(source, file, row, "no usable gold label", field="label",
+                         id=None if fields.get("id") is None else str(fields["id"]))
     loaded = validate_row({k: v for k, v in fields.items() if v is not None}, f"{source}:{file}", row)
     if loaded.error is not None:
         return loaded.error

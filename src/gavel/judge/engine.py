@@ -10,7 +10,7 @@ from pathlib import Path
 from gavel.backends.base import REPETITION_PENALTY, Backend, Reply, Request
 from gavel.backends.identity import ModelIdentity
 from gavel.judge.parsing import Parsed, parse_output
-from gavel.judge.records import LABELS, JudgeRecord, Rubric, Task
+from gavel.judge.records import LABELS, JudgeRecord, Rubric, Task, validate_row
 from gavel.judge.result import JudgeResult, Mode, Status, expected_score
 from gavel.judge.templates import TemplateError, TemplateSet, load_templates
 from gavel.labels import swap_label
@@ -23,6 +23,20 @@ class _Prepared:
     requests: list[Request]  # one, or two for both orders
     template: str
     error: str | None = None
+
+
+def as_record(value: JudgeRecord | dict, row: int) -> JudgeRecord:
+    """A record given to the Python API: a JudgeRecord as it is, a dict validated into one."""
+    if isinstance(value, JudgeRecord):
+        return value
+    if not isinstance(value, dict):
+        raise TypeError(f"records, row {row}: expected a JudgeRecord or a dict in the record schema, "
+                        f"got {type(value).__name__}")
+    loaded = validate_row(value, "records", row)
+    if loaded.error is not None:
+        raise ValueError(str(loaded.error))
+    assert loaded.record is not None
+    return loaded.record
 
 
 class Judge:
@@ -98,16 +112,18 @@ class Judge:
         return self.judge([record])[0]
 
     # -- batches ------------------------------------------------------------------------------------
-    def judge(self, records: Sequence[JudgeRecord]) -> list[JudgeResult]:
-        """Judge many records; results come back in input order."""
+    def judge(self, records: Sequence[JudgeRecord | dict]) -> list[JudgeResult]:
+        """Judge many records (JudgeRecord objects, or dicts in the record schema); results come back in input
+        order. A dict that is not a valid record raises ValueError naming its row (from 1) and field."""
         return list(self.judge_iter(records))
 
-    def judge_iter(self, records: Iterable[JudgeRecord], batch_size: int | None = None) -> Iterator[JudgeResult]:
+    def judge_iter(self, records: Iterable[JudgeRecord | dict], batch_size: int | None = None
+                   ) -> Iterator[JudgeResult]:
         """Judge records lazily, a backend batch at a time."""
         size = batch_size or max(1, self.backend.batch_size // (2 if self.both_orders else 1))
         batch: list[JudgeRecord] = []
-        for record in records:
-            batch.append(record)
+        for row, record in enumerate(records, start=1):
+            batch.append(as_record(record, row))
             if len(batch) >= size:
                 yield from self._judge_batch(batch)
                 batch = []

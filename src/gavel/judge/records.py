@@ -190,7 +190,8 @@ class LoadedRow(BaseModel):
     error: RowError | None = None
 
 
-def _first_field(error: ValidationError) -> tuple[str | None, str]:
+def first_error(error: ValidationError) -> tuple[str | None, str]:
+    """The field (dotted path) and message of the first error pydantic found."""
     detail = error.errors()[0]
     loc = [str(p) for p in detail.get("loc", ()) if not isinstance(p, int)]
     message = detail.get("msg", str(error)).removeprefix("Value error, ")
@@ -212,7 +213,7 @@ def validate_row(raw: Any, source: str, row: int) -> LoadedRow:
     try:
         return LoadedRow(row=row, record=JudgeRecord.model_validate(data))
     except ValidationError as exc:
-        field, message = _first_field(exc)
+        field, message = first_error(exc)
         if field == "task" and "task" in data:
             message = f"unknown task type {data['task']!r} (expected absolute, classification or pairwise)"
         error = RowError(source=source, row=row, id=str(data.get("id")), field=field, message=message)

@@ -124,6 +124,10 @@ def check_output(output: Path, inputs: Iterable[str | Path] = ()) -> None:
         _legacy_settings(output)
 
 
+class SettingsChanged(OutputError):
+    """The output was written with other settings (`gavel judge` adds its --force to the advice)."""
+
+
 def open_output(output: Path, settings: dict, *, force: bool = False, inputs: Iterable[str | Path] = (),
                 current: dict[str, str] | None = None) -> tuple[JsonlAppender, set[str], int]:
     """Lock `output`, check it is gavel's and was written with `settings`, repair it; the writer, the done ids
@@ -178,8 +182,8 @@ def _check_ours(output: Path, settings: dict, force: bool) -> None:
         stored = _legacy_settings(output)
     changed = [change for key in settings if key in stored for change in _changes(key, stored[key], settings[key])]
     if changed and not force:
-        raise OutputError(f"{output} holds results from a run with other settings ({'; '.join(changed)}); "
-                          "use another --output, or --force to add to it anyway")
+        raise SettingsChanged(f"{output} holds results from a run with other settings ({'; '.join(changed)}); "
+                              "use another --output")
 
 
 def _changes(key: str, then: object, now: object) -> list[str]:

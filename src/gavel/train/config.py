@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
+
+from gavel.config import ConfigError, read_yaml_mapping, validate_model
 
 #: Spec of the embedded base model (SmolLM2-135M-Instruct, dequantized from its GGUF).
 EMBEDDED_BASE = "smollm2"
@@ -43,7 +44,7 @@ class TrainConfig(BaseModel):
     # schedule
     learning_rate: float = Field(3e-4, gt=0)
     epochs: float = Field(1.0, gt=0)
-    max_steps: int = Field(-1, description="> 0 overrides epochs")
+    max_steps: int | None = Field(None, ge=1, description="optimizer steps; overrides epochs when set")
     batch_size: int = Field(4, ge=1, description="pairs per device per forward pass")
     grad_accum: int = Field(2, ge=1)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
@@ -66,37 +67,40 @@ class TrainConfig(BaseModel):
     export_gguf: bool = Field(True, description="also write the adapter (LoRA) or model (full) as GGUF")
     extra: dict[str, Any] = Field(default_factory=dict, description="further DPOConfig arguments, passed as is")
 
-    def resolved(self, root: Path) -> TrainConfig:
-        """A copy whose relative paths are taken from `root` (the config file's folder)."""
-        def fix(path: Path | None) -> Path | None:
-            return None if path is None or path.is_absolute() else (root / path).resolve()
-        update = {"data": fix(self.data), "output_dir": fix(self.output_dir)}
-        if not Path(self.base).is_absolute() and (root / self.base).exists():
-            update["base"] = str(root / self.base)
-        return self.model_copy(update={k: v for k, v in update.items() if v is not None})
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """A YAML mapping from `path`, with a clear error for anything else."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such config file")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a YAML mapping at the top level")
-    return data
+#: Fields holding paths; relative ones are taken from the config file's folder.
+PATH_FIELDS = ("data", "output_dir")
+
+#: Command-line options of `gavel train` and the config fields they set.
+OPTIONS = {"output_dir": "--output", "data": "--data", "max_steps": "--max-steps", "limit": "--limit"}
+
+
+def resolve_paths(section: dict[str, Any], root: Path) -> dict[str, Any]:
+    """`section` with its relative paths taken from `root` (a base is a path only when it exists there)."""
+    out = dict(section)
+    for name in PATH_FIELDS:
+        if isinstance(out.get(name), str | Path) and not Path(out[name]).is_absolute():
+            out[name] = (root / out[name]).resolve()
+    base = out.get("base")
+    if isinstance(base, str) and not Path(base).is_absolute() and (root / base).exists():
+        out["base"] = str((root / base).resolve())
+    return out
+
+
+def train_section(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """A bare training config, or the ``train:`` section of a recipe."""
+    section = data.get("train", data)
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: train: expected a mapping of settings")
+    return section
 
 
 def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
-    """Read a training config, or the ``train:`` section of a recipe; command-line overrides (paths relative
-    to the working folder) replace its values."""
+    """Read a training config, or the ``train:`` section of a recipe, and validate it once with the command-line
+    `overrides` (paths relative to the working folder) in place. A bad value is named by the option that set it,
+    else by the file and field."""
     path = Path(path)
-    data = read_yaml(path)
-    section = data.get("train", data)
-    if not isinstance(section, dict):
-        raise ValueError(f"{path}: the train section must be a mapping")
-    try:
-        config = TrainConfig.model_validate(section).resolved(path.parent.resolve())
-        given = {k: Path(v).resolve() if isinstance(v, Path) else v for k, v in overrides.items() if v is not None}
-        return TrainConfig.model_validate(config.model_dump() | given)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+    section = resolve_paths(train_section(path, read_yaml_mapping(path)), path.parent.resolve())
+    given = {k: Path(v).resolve() if isinstance(v, Path) else v for k, v in overrides.items() if v is not None}
+    return validate_model(section | given, TrainConfig, str(path), {k: OPTIONS.get(k, k) for k in given})

@@ -15,7 +15,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from gavel.bench.baselines import BASELINES
-from gavel.train.config import EMBEDDED_BASE, TrainConfig, read_yaml
+from gavel.config import ConfigError, read_yaml_mapping, validate_model, with_changes
+from gavel.curate.config import load_config
+from gavel.curate.layout import READY
+from gavel.train.config import EMBEDDED_BASE, TrainConfig, resolve_paths
 
 
 class CurateStage(BaseModel):
@@ -50,34 +53,39 @@ class Recipe(BaseModel):
 
 
 def load_recipe(path: str | Path, output_dir: Path | None = None) -> Recipe:
-    """Read a recipe; relative paths are taken from its folder, `output_dir` from the working folder."""
+    """Read a recipe, validated once; relative paths are taken from its folder, `output_dir` from the working
+    folder. Its curate config is read too, so a missing or broken one fails before any stage runs."""
     path = Path(path)
-    data = read_yaml(path)
+    data = read_yaml_mapping(path)
     root = path.parent.resolve()
-    try:
-        recipe = Recipe.model_validate(data)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    out = output_dir.resolve() if output_dir else (root / recipe.output_dir).resolve()
-    curate = recipe.curate.model_copy(update={k: (root / v).resolve() for k, v in
-                                              recipe.curate.model_dump().items() if v is not None})
-    train = recipe.train.resolved(root).model_copy(update={"output_dir": out / "train"})
-    return recipe.model_copy(update={"output_dir": out, "curate": curate, "train": train})
+    given = data.get("output_dir", Recipe.model_fields["output_dir"].default)
+    out = output_dir.resolve() if output_dir else (root / given).resolve() if isinstance(given, str | Path) else given
+    raw = data | {"output_dir": out}
+    if isinstance(data.get("curate"), dict):
+        raw["curate"] = {k: (root / v).resolve() if isinstance(v, str) else v for k, v in data["curate"].items()}
+    if isinstance(data.get("train"), dict) and isinstance(out, Path):
+        raw["train"] = resolve_paths(data["train"], root) | {"output_dir": out / "train"}
+    recipe = validate_model(raw, Recipe, str(path))
+    if recipe.curate.config is not None:
+        load_config(recipe.curate.config)
+    if recipe.curate.output is not None and not (recipe.curate.output / READY).exists():
+        raise ConfigError(f"{path}: curate.output: {recipe.curate.output} is not a finished gavel curate output "
+                          f"(no {READY})")
+    return recipe
 
 
 # -- stages -----------------------------------------------------------------------------------------
 def curate_stage(recipe: Recipe, console) -> Path:
     """The folder of finished pairs: the recipe's own, or a fresh `gavel curate` run."""
     if recipe.curate.output is not None:
-        if not (recipe.curate.output / "READY").exists():
-            raise FileNotFoundError(f"{recipe.curate.output}: no READY marker, the mix is not finished")
+        if not (recipe.curate.output / READY).exists():
+            raise FileNotFoundError(f"{recipe.curate.output}: no {READY} marker, the mix is not finished")
         return recipe.curate.output
     out = recipe.output_dir / "curate"
-    if (out / "READY").exists():
+    if (out / READY).exists():
         return out
     if recipe.curate.config is None:
         return recipe.train.data
-    from gavel.curate.config import load_config
     from gavel.curate.pipeline import run as curate
 
     curate(load_config(recipe.curate.config), out, console=console)
@@ -246,14 +254,13 @@ def write_report(recipe: Recipe, comparisons: dict[str, dict[str, Any]], train_s
 def run(recipe: Recipe, console=None) -> Path:
     """All stages; each one resumes (curate READY, training checkpoints, bench item files)."""
     from gavel.bench.harness import judge_label
+    from gavel.train.trainer import SUMMARY_FILE
     from gavel.train.trainer import run as train
 
     recipe.output_dir.mkdir(parents=True, exist_ok=True)
-    config = recipe.train.model_copy(update={"data": curate_stage(recipe, console)})
-    summary_path = config.output_dir / "train_summary.json"
-    if not summary_path.exists():
-        train(config)
-    summary = json.loads(summary_path.read_text())
+    config = with_changes(recipe.train, data=curate_stage(recipe, console))
+    train(config)  # a finished run with the same settings and data returns at once; other ones are refused
+    summary = json.loads((config.output_dir / SUMMARY_FILE).read_text())
     base, trained = base_spec(config), trained_spec(config)
     comparisons = {}
     stages = [("verdict", recipe.bench.pairwise + recipe.bench.absolute, recipe.bench.limit),

@@ -7,20 +7,25 @@ Output folder layout (``config.output_dir``):
 - ``adapter/`` or ``model/``     the trained LoRA adapter (PEFT) or the full model, with the tokenizer
 - ``metrics.jsonl``              one line per logged step: loss, DPO and NLL parts, reward accuracy and margins, ...
 - ``log_history.json``           TRL's log history at the end; ``losses.png`` the loss curves
-- ``train_summary.json``         steps, seconds, tokens, peak memory, the config
+- ``train_run.json``             written before training: the settings and the data's identity (path, pair count,
+                                 SHA-256 of the rows); a rerun with other ones is refused, the same ones resume
+- ``train_summary.json``         written last: steps, seconds, peak memory, the config and data; the run is finished
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
 import resource
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from gavel.curate.layout import DATASET, MARKER, PAIRS, READY
+from gavel.io import OutputError, check_output_dir, is_empty_dir, iter_jsonl, write_text_atomic
 from gavel.train.config import EMBEDDED_BASE, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -30,41 +35,76 @@ PAIR_COLUMNS = ("prompt", "chosen", "rejected")
 
 # -- data ---------------------------------------------------------------------------------------------
 def pairs_path(data: Path) -> Path:
-    """The saved dataset or JSONL inside a `gavel curate` folder (or `data` itself)."""
-    if (data / "dataset").is_dir():
-        return data / "dataset"
-    if (data / "pairs.jsonl").is_file():
-        return data / "pairs.jsonl"
-    if data.exists():
+    """The saved dataset or JSONL of pairs: inside a finished `gavel curate` folder, or `data` itself."""
+    if data.is_file():
         return data
-    raise FileNotFoundError(f"{data}: no such pairs file or curate folder")
+    if not data.is_dir():
+        raise FileNotFoundError(f"{data}: no such pairs file or curate folder")
+    if (data / "dataset_info.json").exists():
+        return data
+    if (data / MARKER).exists() or (data / DATASET).is_dir() or (data / PAIRS).is_file():
+        if not (data / READY).exists():
+            raise ValueError(f"{data}: an unfinished gavel curate output (no {READY}); run gavel curate on it to "
+                             "the end first")
+        return data / DATASET if (data / DATASET).is_dir() else data / PAIRS
+    raise ValueError(f"{data}: neither a finished gavel curate output, a saved dataset, nor a pairs .jsonl file")
 
 
-def check_pair(source: Path, index: int, row: dict[str, Any]) -> None:
-    """A clear error naming the file, row and field when a row breaks the curate contract."""
+def check_pair(source: Path, row: int, pair: Any) -> None:
+    """A clear error naming the file, row (from 1) and field when a row breaks the curate contract."""
+    if not isinstance(pair, dict):
+        raise ValueError(f"{source}, row {row}: not a JSON object")
     for column in PAIR_COLUMNS:
-        messages = row.get(column)
+        messages = pair.get(column)
         if not (isinstance(messages, list) and messages
                 and all(isinstance(m, dict) and "role" in m and "content" in m for m in messages)):
-            raise ValueError(f"{source}: row {index}, field {column!r}: expected a list of chat messages "
+            raise ValueError(f"{source}, row {row}, field '{column}': expected a list of chat messages "
                              "({'role': ..., 'content': ...})")
 
 
+def _jsonl_pairs(source: Path) -> list[dict[str, Any]]:
+    rows = []
+    for number, row, error in iter_jsonl(source):
+        if error is not None:
+            raise ValueError(f"{source}, row {number}: {error}")
+        check_pair(source, number, row)
+        rows.append(row)
+    return rows
+
+
 def load_pairs(data: Path):
-    """The preference pairs as a `datasets.Dataset`, checked against the curate contract."""
+    """The preference pairs as a `datasets.Dataset`, checked against the curate contract (ValueError naming the
+    file, row and field; or that it holds no pairs)."""
     from datasets import Dataset, load_from_disk
 
     source = pairs_path(data)
+    if source.is_dir() and _saved_without_rows(source):  # `datasets` cannot load a saved dataset of 0 shards
+        raise ValueError(f"{source}: holds no pairs")
     if source.is_dir():
         dataset = load_from_disk(str(source))
-        rows = dataset.select(range(min(len(dataset), 50)))  # arrow already holds one type per column
+        for index, row in enumerate(dataset.select(range(min(len(dataset), 50))), start=1):
+            check_pair(source, index, row)  # arrow already holds one type per column
     else:
-        from gavel.io import read_jsonl
+        dataset = Dataset.from_list(_jsonl_pairs(source))
+    if len(dataset) == 0:
+        raise ValueError(f"{source}: holds no pairs")
+    return dataset
 
-        rows = read_jsonl(source)
-    for index, row in enumerate(rows):
-        check_pair(source, index, row)
-    return dataset if source.is_dir() else Dataset.from_list(rows)
+
+def _saved_without_rows(folder: Path) -> bool:
+    """A folder written by ``Dataset.save_to_disk`` whose state lists no data file (an empty dataset)."""
+    try:
+        return not json.loads((folder / "state.json").read_text(encoding="utf-8")).get("_data_files")
+    except (OSError, ValueError):
+        return False
+
+
+def data_identity(data: Path, dataset) -> dict[str, Any]:
+    """Where the pairs came from and a hash of their content (the same rows hash the same in any format)."""
+    digest = hashlib.sha256()
+    for row in dataset:
+        digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode("utf-8") + b"\n")
+    return {"path": str(data), "sha256": digest.hexdigest(), "pairs": len(dataset)}
 
 
 def sample_items(ids: list[str], limit: int, seed: int) -> list[int]:
@@ -97,7 +137,7 @@ def fit_length(dataset, tokenizer, max_length: int):
         log.warning("dropped %d of %d pairs longer than max_length=%d", len(measured) - len(kept), len(measured),
                     max_length)
     if len(kept) == 0:
-        raise ValueError(f"no pair fits max_length={max_length} tokens")
+        raise ValueError(f"none of the {len(measured)} pairs fits max_length={max_length} tokens; raise max_length")
     return kept
 
 
@@ -109,6 +149,23 @@ def base_model_path(base: str) -> str:
 
         return str(embedded_hf_dir())
     return base
+
+
+def check_base(base: str) -> None:
+    """Fail fast on a base that cannot load: a missing folder, a folder without model files, or a hub id while the
+    hub is unreachable (and not in the local cache)."""
+    if base == EMBEDDED_BASE:
+        return
+    from gavel.backends.transformers_backend import check_model_source
+
+    path = Path(base).expanduser()
+    looks_like_a_path = path.is_absolute() or base.startswith((".", "~")) or base.count("/") != 1
+    if looks_like_a_path and not path.exists():
+        raise FileNotFoundError(f"base {base}: no such model folder")
+    try:
+        check_model_source(base)
+    except (ValueError, RuntimeError) as exc:
+        raise ValueError(f"base {exc}") from None
 
 
 def peft_config(config: TrainConfig):
@@ -129,7 +186,7 @@ def dpo_args(config: TrainConfig, *, use_cpu: bool | None = None):
     args: dict[str, Any] = dict(
         output_dir=str(config.output_dir / "checkpoints"),
         loss_type=["sigmoid", "sft"], loss_weights=[1.0, config.nll_alpha], beta=config.beta,
-        learning_rate=config.learning_rate, num_train_epochs=config.epochs, max_steps=config.max_steps,
+        learning_rate=config.learning_rate, num_train_epochs=config.epochs, max_steps=config.max_steps or -1,
         per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
         lr_scheduler_type=config.scheduler, warmup_steps=config.warmup_ratio, weight_decay=config.weight_decay,
         max_length=config.max_length, truncation_mode="keep_start",
@@ -232,14 +289,79 @@ def last_checkpoint(output_dir: Path) -> str | None:
     return get_last_checkpoint(str(folder)) if folder.is_dir() else None
 
 
-def prepare_data(config: TrainConfig, tokenizer):
-    """Load, limit and length-filter the pairs, and save them under the output folder (TRL caches beside them)."""
+#: Written before training starts: the settings and the data's identity; the folder is gavel's to resume.
+RUN_FILE = "train_run.json"
+SUMMARY_FILE = "train_summary.json"
+#: Settings that do not change what is trained: a rerun may differ in these.
+_BOOKKEEPING = ("data", "output_dir", "threads", "logging_steps", "save_steps", "save_total_limit", "export",
+                "export_gguf")
+
+
+@dataclass
+class RunPlan:
+    """A checked training run: the pairs, what identifies the run, and its outcome when it is already finished."""
+
+    pairs: Any  # datasets.Dataset
+    identity: dict[str, Any]
+    finished: TrainOutcome | None = None
+
+
+def run_identity(config: TrainConfig, data: dict[str, Any]) -> dict[str, Any]:
+    settings = {k: v for k, v in json.loads(config.model_dump_json()).items() if k not in _BOOKKEEPING}
+    return {"gavel_train": 1, "settings": settings, "data": data}
+
+
+def changes(stored: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What differs between two run identities, one 'name: X then, Y now' each (the data by content)."""
+    before, after = stored.get("settings", {}), now["settings"]
+    out = [f"{k}: {before.get(k)!r} then, {after.get(k)!r} now" for k in sorted(set(before) | set(after))
+           if before.get(k) != after.get(k)]
+    old, new = stored.get("data") or {}, now["data"]
+    if old.get("sha256") != new["sha256"]:
+        out.append(f"data: {old.get('path')} ({old.get('pairs')} pairs, sha256 {str(old.get('sha256'))[:12]}) then, "
+                   f"{new['path']} ({new['pairs']} pairs, sha256 {new['sha256'][:12]}) now")
+    return out
+
+
+def check_run(config: TrainConfig) -> RunPlan:
+    """Everything that can be checked before a model loads: the output folder, the base, the pairs, and a run
+    already in the output folder (same settings and data: resumed, or finished; others: refused)."""
+    out = config.output_dir
+    check_output_dir(out)
+    check_base(config.base)
+    pairs = load_pairs(config.data)
+    identity = run_identity(config, data_identity(config.data, pairs))
+    stored_file = out / RUN_FILE
+    if not stored_file.exists():
+        if not is_empty_dir(out):
+            raise OutputError(f"output {out} is a folder that gavel train did not write (no {RUN_FILE} in it); "
+                              "choose a new or empty --output")
+        return RunPlan(pairs, identity)
+    try:
+        stored = json.loads(stored_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise OutputError(f"{stored_file} is damaged ({exc}); choose another --output") from None
+    changed = changes(stored, identity)
+    if changed:
+        raise OutputError(f"{out} holds a training run with other settings or data ({'; '.join(changed)}); "
+                          "choose another --output")
+    summary = out / SUMMARY_FILE
+    finished = None
+    if summary.exists():
+        saved = json.loads(summary.read_text(encoding="utf-8"))
+        finished = TrainOutcome(**{f.name: saved.get(f.name) for f in fields(TrainOutcome)})
+    return RunPlan(pairs, identity, finished)
+
+
+def prepare_data(config: TrainConfig, tokenizer, pairs=None):
+    """Limit and length-filter the pairs, and save them under the output folder (TRL caches beside them). The
+    saved copy is reused on a resume: `check_run` has made sure it came from the same data and settings."""
     from datasets import load_from_disk
 
     saved = config.output_dir / "data"
     if (saved / "dataset_info.json").exists():
         return load_from_disk(str(saved))
-    dataset = load_pairs(config.data)
+    dataset = load_pairs(config.data) if pairs is None else pairs
     if config.limit and config.limit < len(dataset):
         dataset = dataset.select(sample_items(dataset["id"], config.limit, config.seed))
     dataset = fit_length(dataset, tokenizer, config.max_length)
@@ -247,7 +369,7 @@ def prepare_data(config: TrainConfig, tokenizer):
     return load_from_disk(str(saved))
 
 
-def build_trainer(config: TrainConfig):
+def build_trainer(config: TrainConfig, pairs=None):
     """Model, tokenizer, pairs and a DPOTrainer ready to train."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -259,9 +381,9 @@ def build_trainer(config: TrainConfig):
     tokenizer = AutoTokenizer.from_pretrained(base)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    dataset = prepare_data(config, tokenizer, pairs)
     dtype = torch.bfloat16 if config.bf16 else torch.float32
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
-    dataset = prepare_data(config, tokenizer)
     trainer = DPOTrainer(model=model, ref_model=None, args=dpo_args(config), train_dataset=dataset,
                          processing_class=tokenizer, peft_config=peft_config(config),
                          callbacks=[metrics_callback(config.output_dir / "metrics.jsonl")])
@@ -269,11 +391,18 @@ def build_trainer(config: TrainConfig):
     return trainer
 
 
-def run(config: TrainConfig) -> TrainOutcome:
-    """Train (resuming from the last checkpoint if there is one), save the result, metrics and loss plot."""
+def run(config: TrainConfig, plan: RunPlan | None = None) -> TrainOutcome:
+    """Train (resuming from the last checkpoint if there is one), save the result, metrics and loss plot.
+
+    A run already finished in the output folder with the same settings and data is returned as it is.
+    """
+    plan = plan or check_run(config)
+    if plan.finished is not None:
+        return plan.finished
     config.output_dir.mkdir(parents=True, exist_ok=True)
-    (config.output_dir / "train_config.json").write_text(config.model_dump_json(indent=2))
-    trainer = build_trainer(config)
+    write_text_atomic(config.output_dir / RUN_FILE, json.dumps(plan.identity | {"config": json.loads(
+        config.model_dump_json())}, indent=2))
+    trainer = build_trainer(config, plan.pairs)
     resume = last_checkpoint(config.output_dir)
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
@@ -290,10 +419,10 @@ def run(config: TrainConfig) -> TrainOutcome:
         peak_rss_mib=round(peak_rss_mib(), 1),
         resumed_from=resume, final={k: v for k, v in result.metrics.items() if isinstance(v, int | float)},
     )
-    (config.output_dir / "train_summary.json").write_text(
-        json.dumps(asdict(outcome) | {"config": json.loads(config.model_dump_json())}, indent=2))
     if config.export:
         export_run(config)
+    write_text_atomic(config.output_dir / SUMMARY_FILE, json.dumps(
+        asdict(outcome) | {"config": json.loads(config.model_dump_json()), "data": plan.identity["data"]}, indent=2))
     return outcome
 
 

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gavel.bench.registry import LoadContext
-from gavel.curate.sources import Yielded, make_item, register, row_error, ten_to_five
+from gavel.curate.sources import SourceRow, Yielded, make_item, parse_row, register, row_error, ten_to_five
 from gavel.io import iter_jsonl
-from gavel.judge.records import Task
+from gavel.judge.records import RowError, Task
 
 FOLDER = ("arena-bench-v1-gpt4-judgments", "data", "arena-bench-v1")
 RUBRIC = ("Is the response correct and helpful for the user's question, judged against the reference answer "
@@ -45,22 +45,33 @@ def _judgments(ctx: LoadContext) -> Iterator[tuple[Path, int, dict | None, str |
             yield path, number, row, error
 
 
-def _absolute(name: str, path: Path, number: int, row: dict) -> Yielded:
-    prompt = row.get("user_prompt") or ""
+class ArenaJudgment(SourceRow):
+    user_prompt: str
+    judgment: str | None = None
+    score: float | int | str | None = None
+    question_id: str | int
+    model: str
+
+
+def _absolute(name: str, path: Path, number: int, raw: dict) -> Yielded:
+    row = parse_row(ArenaJudgment, name, path, number, raw)
+    if isinstance(row, RowError):
+        return row
+    prompt = row.user_prompt
     question, reference = _question(prompt), _block(prompt, "Reference Answer")
     answer = _block(prompt, "Assistant's Answer")
     if question is None or answer is None:
         return row_error(name, path, number, "cannot find the question or the answer block", field="user_prompt")
-    score = row.get("score")
+    score = row.score
     try:
         label = ten_to_five(float(score))
     except (TypeError, ValueError):
         return row_error(name, path, number, f"rating {score!r} is not a number from 1 to 10", field="score")
-    critique = _RATING.sub("", row.get("judgment") or "").strip()
+    critique = _RATING.sub("", row.judgment or "").strip()
     return make_item(name, path, number, critique=critique, author="gpt-4",
-                     id=f"{row.get('question_id')}:{row.get('model')}", task="absolute", instruction=question,
+                     id=f"{row.question_id}:{row.model}", task="absolute", instruction=question,
                      response=answer, reference=reference, rubric=RUBRIC, label=label,
-                     question_id=row.get("question_id"))
+                     question_id=row.question_id)
 
 
 @register("arena-gpt4", (Task.absolute,), "Arena-Bench v1: GPT-4 critiques with 1-10 ratings (mapped to 1-5), "
@@ -82,7 +93,7 @@ def arena_pairs(ctx: LoadContext) -> Iterator[Yielded]:
         if not hasattr(item, "record"):
             yield item
             continue
-        by_question[str(row.get("question_id"))].append(item)
+        by_question[str(item.record.extra_fields().get("question_id"))].append(item)
     rng = random.Random(ctx.seed)
     for question_id in sorted(by_question):
         items = by_question[question_id]

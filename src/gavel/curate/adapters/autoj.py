@@ -6,13 +6,20 @@ import re
 from collections.abc import Iterator
 
 from gavel.bench.registry import LoadContext
-from gavel.curate.sources import Yielded, make_item, register, row_error, ten_to_five
+from gavel.curate.sources import SourceRow, Yielded, make_item, parse_row, register, row_error, ten_to_five
 from gavel.io import iter_jsonl
-from gavel.judge.records import Task
+from gavel.judge.records import RowError, Task
 
 RUBRIC = "How well does the response serve the user's query: is it helpful, accurate, complete and well written?"
 _QUERY = re.compile(r"\[Query\]:\s*(.*?)\n\*\*\*\n\[Response\]:\s*(.*?)\n\*\*\*\n\[END DATA\]", re.DOTALL)
 _RATING = re.compile(r"\s*Rating:\s*\[\[\s*\d+(?:\.\d+)?\s*\]\]\s*\.?\s*$")
+
+
+class AutoJRow(SourceRow):
+    usrmsg: str
+    pred_score: float | int | str | None = None
+    target_output: str | None = None
+    scenario: str | None = None
 
 
 @register("autoj", (Task.absolute,), "Auto-J single-response training data: GPT-4 critiques, 1-10 ratings "
@@ -20,23 +27,24 @@ _RATING = re.compile(r"\s*Rating:\s*\[\[\s*\d+(?:\.\d+)?\s*\]\]\s*\.?\s*$")
 def autoj(ctx: LoadContext) -> Iterator[Yielded]:
     bench = LoadContext(data_root=None if ctx.data_root is None else ctx.data_root.parent / "benchmarks")
     path = bench.path("autoj-train-single", "single_traindata.jsonl")
-    for number, row, error in iter_jsonl(path):
-        if error:
-            yield row_error("autoj", path, number, error)
+    for number, raw, error in iter_jsonl(path):
+        row = row_error("autoj", path, number, error) if error else parse_row(AutoJRow, "autoj", path, number, raw)
+        if isinstance(row, RowError):
+            yield row
             continue
-        match = _QUERY.search(row.get("usrmsg") or "")
+        match = _QUERY.search(row.usrmsg)
         if match is None:
             yield row_error("autoj", path, number, "cannot find [Query] and [Response] in the judge input",
                             field="usrmsg")
             continue
         try:
-            label = ten_to_five(float(row.get("pred_score")))
+            label = ten_to_five(float(row.pred_score))
         except (TypeError, ValueError):
-            yield row_error("autoj", path, number, f"rating {row.get('pred_score')!r} is not a number from 1 to 10",
+            yield row_error("autoj", path, number, f"rating {row.pred_score!r} is not a number from 1 to 10",
                             field="pred_score")
             continue
-        critique = _RATING.sub("", row.get("target_output") or "").strip()
+        critique = _RATING.sub("", row.target_output or "").strip()
         yield make_item("autoj", path, number, critique=critique, author="gpt-4", id=f"autoj-{number}",
                         task="absolute", instruction=match.group(1).strip(), response=match.group(2).strip(),
-                        rubric=RUBRIC, label=label, scenario=row.get("scenario"))
+                        rubric=RUBRIC, label=label, scenario=row.scenario)
 

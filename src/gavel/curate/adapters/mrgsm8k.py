@@ -7,9 +7,9 @@ import zlib
 from collections.abc import Iterator
 
 from gavel.bench.registry import LoadContext
-from gavel.curate.sources import Yielded, make_item, register, row_error
+from gavel.curate.sources import SourceRow, Yielded, make_item, parse_row, register, row_error
 from gavel.io import read_json
-from gavel.judge.records import Task
+from gavel.judge.records import RowError, Task
 
 RUBRIC_PAIR = "Which solution to the math problem is correct in every step?"
 RUBRIC = {
@@ -17,6 +17,15 @@ RUBRIC = {
     "yes": "Every step is correct and the final answer follows.",
     "no": "At least one step contains an error.",
 }
+
+
+class MrGsm8kRow(SourceRow):
+    uuid: str | int | None = None
+    question: str | None = None
+    model_output_steps: list[str | int | float] | None = None
+    model_output_solution_first_error_step: str | int | None = None
+    model_output_solution_first_error_reason: str | None = None
+    ground_truth_solution: str | None = None
 
 
 @register("mr-gsm8k", (Task.classification,), "MR-GSM8K: wrong math solutions with human error reasons",
@@ -30,24 +39,30 @@ def mr_gsm8k(ctx: LoadContext) -> Iterator[Yielded]:
         except ValueError as exc:
             yield row_error("mr-gsm8k", path, 0, f"invalid JSON: {exc}")
             continue
-        for number, row in enumerate(rows, start=1):
-            uuid = str(row.get("uuid") or "") if isinstance(row, dict) else ""
+        if not isinstance(rows, list):
+            yield row_error("mr-gsm8k", path, 0, "expected a JSON array of rows")
+            continue
+        for number, raw in enumerate(rows, start=1):
+            row = parse_row(MrGsm8kRow, "mr-gsm8k", path, number, raw)
+            if isinstance(row, RowError):
+                yield row
+                continue
+            uuid = str(row.uuid or "")
             if not uuid or uuid in seen:  # the files overlap: each solution once
                 if not uuid:
                     yield row_error("mr-gsm8k", path, number, "row has no uuid", field="uuid")
                 continue
             seen.add(uuid)
-            steps = row.get("model_output_steps")
-            if not isinstance(steps, list) or not steps:
+            steps = row.model_output_steps
+            if not steps:
                 yield row_error("mr-gsm8k", path, number, "no solution steps", field="model_output_steps", id=uuid)
                 continue
-            step, reason = row.get("model_output_solution_first_error_step"), row.get(
-                "model_output_solution_first_error_reason")
+            step, reason = row.model_output_solution_first_error_step, row.model_output_solution_first_error_reason
             critique = f"The first error is in step {step}. {reason}" if reason else None
             yield make_item("mr-gsm8k", path, number, critique=critique, author="human", id=f"mr-gsm8k-{uuid}",
-                            task="classification", instruction=row.get("question") or "",
+                            task="classification", instruction=row.question or "",
                             response="\n".join(str(s) for s in steps), rubric=RUBRIC, label="No",
-                            reference_solution=_solution(str(row.get("ground_truth_solution") or "")))
+                            reference_solution=_solution(row.ground_truth_solution or ""))
 
 
 @register("mr-gsm8k-pairs", (Task.pairwise,), "MR-GSM8K: the reference solution against a wrong solution with a "

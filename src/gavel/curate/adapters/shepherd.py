@@ -7,11 +7,12 @@ context?", levels 1_COMPLETELY_IRRELEVANT .. 5_ANSWERS_THE_QUESTION); the critiq
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from gavel.bench.registry import LoadContext
-from gavel.curate.sources import Yielded, make_item, register, row_error
+from gavel.curate.sources import SourceRow, Yielded, make_item, parse_row, register, row_error
 from gavel.io import iter_jsonl
-from gavel.judge.records import Task
+from gavel.judge.records import RowError, Task
 
 RUBRIC = {
     "objective": "Is the answer correct and relevant to the question?",
@@ -24,12 +25,30 @@ RUBRIC = {
 _JOB = "CLASSIFICATION_JOB_1"
 
 
-def _rating(raw: dict) -> int | None:
-    try:
-        name = raw["latestLabel"]["jsonResponse"][_JOB]["categories"][0]["name"]
-        return int(name.split("_", 1)[0])
-    except (KeyError, IndexError, TypeError, ValueError):
-        return None
+class ShepherdRow(SourceRow):
+    id: str | int
+    question: str | None = None
+    answer: str | None = None
+    feedback: str | None = None
+    dataset: str | None = None
+
+
+class ShepherdMetadata(SourceRow):
+    output_correct: str | None = None
+
+
+class ShepherdAnnotation(SourceRow):
+    """A row of the raw annotation file: the rating sits deep in ``latestLabel``, the reference in ``metadata``."""
+
+    latestLabel: Any = None
+    metadata: ShepherdMetadata = ShepherdMetadata()
+
+    def rating(self) -> int | None:
+        try:
+            name = self.latestLabel["jsonResponse"][_JOB]["categories"][0]["name"]
+            return int(name.split("_", 1)[0])
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+            return None
 
 
 @register("shepherd", (Task.absolute,), "Shepherd: human critiques with a 1-5 correctness rating",
@@ -37,20 +56,26 @@ def _rating(raw: dict) -> int | None:
 def shepherd(ctx: LoadContext) -> Iterator[Yielded]:
     folder = ctx.path("shepherd", "data")
     raw_path = folder / "human_data_raw.jsonl"
-    raw = {str(row["id"]): row for _, row, err in iter_jsonl(raw_path) if not err and "id" in row}
+    raw = {str(row["id"]): (number, row) for number, row, err in iter_jsonl(raw_path) if not err and "id" in row}
     path = folder / "human_data_for_model.jsonl"
-    for number, row, error in iter_jsonl(path):
-        if error:
-            yield row_error("shepherd", path, number, error)
+    for number, data, error in iter_jsonl(path):
+        row = row_error("shepherd", path, number, error) if error else parse_row(ShepherdRow, "shepherd", path,
+                                                                                  number, data)
+        if isinstance(row, RowError):
+            yield row
             continue
-        key = str(row.get("id"))
-        label = _rating(raw.get(key, {}))
+        key = str(row.id)
+        raw_number, raw_row = raw.get(key, (0, {}))
+        annotation = parse_row(ShepherdAnnotation, "shepherd", raw_path, raw_number, raw_row)
+        if isinstance(annotation, RowError):
+            yield annotation.model_copy(update={"id": key})
+            continue
+        label = annotation.rating()
         if label is None or not 1 <= label <= 5:
             yield row_error("shepherd", path, number, f"no 1-5 rating for id {key} in {raw_path.name}", field="id",
                             id=key)
             continue
-        reference = raw[key].get("metadata", {}).get("output_correct")
-        yield make_item("shepherd", path, number, critique=row.get("feedback"), author="human",
-                        id=f"shepherd-{key}", task="absolute", instruction=row.get("question") or "",
-                        response=row.get("answer") or "", reference=reference, rubric=RUBRIC, label=label,
-                        shepherd_id=key, dataset=row.get("dataset"))
+        yield make_item("shepherd", path, number, critique=row.feedback, author="human",
+                        id=f"shepherd-{key}", task="absolute", instruction=row.question or "",
+                        response=row.answer or "", reference=annotation.metadata.output_correct, rubric=RUBRIC,
+                        label=label, shepherd_id=key, dataset=row.dataset)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from gavel.bench.registry import LoadContext
-from gavel.curate.sources import Yielded, make_item, register, row_error
+from gavel.curate.sources import SourceRow, Yielded, make_item, parse_row, register, row_error
 from gavel.io import iter_jsonl
-from gavel.judge.records import Task
+from gavel.judge.records import RowError, Task
 
 RUBRIC = {
     "objective": "Is the summary factually consistent with the document: is every claim in it supported?",
@@ -16,19 +16,29 @@ RUBRIC = {
 }
 
 
+class SummaCozRow(SourceRow):
+    label: str | int | None = None
+    document: str | None = None
+    claim: str | None = None
+    human_reason: str | None = None
+    dataset: str | None = None
+
+
 @register("summacoz", (Task.classification,), "SummaCoz: inconsistent summaries with human explanations",
           hub_id="nkwbtb/SummaCoz", critique_author="human")
 def summacoz(ctx: LoadContext) -> Iterator[Yielded]:
     folder = ctx.path("summacoz-explanations", "benchmark", "gpt-4-1106-preview")
     for path in sorted(folder.glob("*.jsonl"), key=lambda p: int(p.stem) if p.stem.isdigit() else 0):
-        for number, row, error in iter_jsonl(path):
-            if error:
-                yield row_error("summacoz", path, number, error)
+        for number, raw, error in iter_jsonl(path):
+            row = row_error("summacoz", path, number, error) if error else parse_row(SummaCozRow, "summacoz", path,
+                                                                                      number, raw)
+            if isinstance(row, RowError):
+                yield row
                 continue
-            if str(row.get("label")) != "0":
-                yield row_error("summacoz", path, number, f"label {row.get('label')!r}: expected 0", field="label")
+            if str(row.label) != "0":
+                yield row_error("summacoz", path, number, f"label {row.label!r}: expected 0", field="label")
                 continue
-            yield make_item("summacoz", path, number, critique=row.get("human_reason"), author="human",
+            yield make_item("summacoz", path, number, critique=row.human_reason, author="human",
                             id=f"summacoz-{path.stem}", task="classification",
-                            instruction="Summarize the following document.\n\n" + (row.get("document") or ""),
-                            response=row.get("claim") or "", rubric=RUBRIC, label="No", dataset=row.get("dataset"))
+                            instruction="Summarize the following document.\n\n" + (row.document or ""),
+                            response=row.claim or "", rubric=RUBRIC, label="No", dataset=row.dataset)
