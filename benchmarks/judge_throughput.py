@@ -6,6 +6,11 @@ its peak memory (max RSS) is its own. Items: pairwise benchmarks from the data r
 MT-Bench human pairs), the same items for every phase.
 
     python benchmarks/judge_throughput.py --items 100 --baseline-items 100 --out docs/throughput.json
+
+Batching (llama.cpp, several sequences per forward pass) against one at a time, interleaved so a drifting load
+weighs on both, with verdict agreement between the two:
+
+    python benchmarks/judge_throughput.py --items 100 --phases batching --batches 1,8 --out docs/batching.json
 """
 
 from __future__ import annotations
@@ -30,11 +35,14 @@ def load_items(n: int) -> list:
     return records[:n]
 
 
-def run_gavel(mode: str, items: list, max_new_tokens: int) -> dict:
+def run_gavel(mode: str, items: list, max_new_tokens: int, batch: int | None = None,
+              both_orders: bool = False) -> dict:
+    from gavel.backends import load_backend
     from gavel.judge.engine import Judge
 
     start = time.perf_counter()
-    judge = Judge(None, mode=mode, max_new_tokens=max_new_tokens)
+    backend = load_backend(None, **({"batch_size": batch} if batch else {}))
+    judge = Judge(backend, mode=mode, max_new_tokens=max_new_tokens, both_orders=both_orders)
     load_s = time.perf_counter() - start
     start = time.perf_counter()
     results = judge.judge(items)
@@ -51,6 +59,9 @@ def run_gavel(mode: str, items: list, max_new_tokens: int) -> dict:
         "with_result": sum(r.result is not None for r in results),
         "accuracy": correct / len(items),
         "statuses": {s: sum(r.status.value == s for r in results) for s in {r.status.value for r in results}},
+        "verdicts": [r.result for r in results],
+        "probabilities": [r.probabilities for r in results],
+        "critiques": [r.raw_output for r in results],
     }
 
 
@@ -99,7 +110,10 @@ def run_baseline(items: list, max_new_tokens: int) -> dict:
 
 def run_phase(phase: str, n: int, max_new_tokens: int) -> dict:
     items = load_items(n)
-    if phase == "baseline-generate":
+    if "@" in phase:  # MODE[-both]@BATCH, e.g. verdict-both@8
+        mode, batch = phase.split("@")
+        result = run_gavel(mode.removesuffix("-both"), items, max_new_tokens, int(batch), mode.endswith("-both"))
+    elif phase == "baseline-generate":
         result = run_baseline(items, max_new_tokens)
     else:
         result = run_gavel(phase.removeprefix("gavel-"), items, max_new_tokens)
@@ -113,7 +127,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100, help="pairwise items for gavel's modes")
     parser.add_argument("--baseline-items", type=int, default=100, help="items for the baseline loop")
     parser.add_argument("--max-new-tokens", type=int, default=512)
-    parser.add_argument("--phases", default=",".join(PHASES))
+    parser.add_argument("--phases", default=",".join(PHASES), help=f"{', '.join(PHASES)}, or batching")
+    parser.add_argument("--batches", default="1,8", help="batching: batch sizes to compare (1 = one at a time)")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -122,7 +137,10 @@ def main() -> None:
         print(json.dumps(run_phase(args.phase, n, args.max_new_tokens)))
         return
     results = json.loads(args.out.read_text()) if args.out and args.out.exists() else {}  # keep other phases
-    for phase in args.phases.split(","):
+    phases = args.phases.split(",")
+    if phases == ["batching"]:  # each mode at every batch size, one after the other
+        phases = [f"{mode}@{b}" for mode in ("verdict-both", "critique") for b in args.batches.split(",")]
+    for phase in phases:
         cmd = [sys.executable, __file__, "--phase", phase, "--items", str(args.items),
                "--baseline-items", str(args.baseline_items), "--max-new-tokens", str(args.max_new_tokens)]
         out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout.strip().splitlines()[-1]
@@ -142,12 +160,30 @@ def main() -> None:
             if phase in results:
                 results[phase]["speedup_vs_baseline"] = results[phase]["judgments_per_s"] / base
                 print(f"{phase}: {results[phase]['speedup_vs_baseline']:.1f}x the baseline's judgments/s")
+    report_batching(results)
     if "gavel-verdict" in results:
         print(f"verdict-mode prompt tokens/s: {results['gavel-verdict']['prompt_tokens_per_s']:.0f} "
               "(CPU fp32 limit for a 135M model ~570; cached template prefixes count as processed)")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def report_batching(results: dict) -> None:
+    """Each batch size against batch 1: speed ratio, verdicts that differ, largest probability difference."""
+    for name, r in results.items():
+        mode, _, batch = name.partition("@")
+        base = results.get(f"{mode}@1")
+        if not batch or batch == "1" or base is None:
+            continue
+        differ = sum(a != b for a, b in zip(base["verdicts"], r["verdicts"], strict=True))
+        gap = max((abs(p[k] - q[k]) for p, q in zip(base["probabilities"], r["probabilities"], strict=True)
+                   if p and q for k in p), default=0.0)
+        texts = sum(a != b for a, b in zip(base["critiques"], r["critiques"], strict=True))
+        r["vs_batch_1"] = {"speedup": r["judgments_per_s"] / base["judgments_per_s"], "verdicts_differ": differ,
+                           "max_probability_difference": gap, "critiques_differ": texts}
+        print(f"{name}: {r['vs_batch_1']['speedup']:.2f}x batch 1; verdicts differ on {differ}/{r['items']}, "
+              f"max probability difference {gap:.2e}, critiques differ on {texts}")
 
 
 if __name__ == "__main__":

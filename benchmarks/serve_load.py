@@ -3,8 +3,9 @@
 16 clients (asyncio + httpx) each send 25 requests of 1-4 short records, one after another, to a
 `gavel serve --mode verdict` started by this script on loopback. Checked: every request is answered exactly
 once and none with a 5xx. Printed: the server's records/s against `Judge.judge` on the same records (one
-list, in this process, before the server starts), and the requests' p50/p99 latency. Both sides run llama.cpp
-with the same thread count (`--threads`, 1 by default: the clients need the other core).
+list, in this process, once before the server starts and once after it stops: the mean of the two is the
+baseline, so a load that drifts during the run weighs on both sides alike), and the requests' p50/p99 latency.
+Both sides run llama.cpp with the same thread count (`--threads`, 1 by default: the clients need a core).
 
     python benchmarks/serve_load.py --out docs/serve_load.json
 """
@@ -128,7 +129,7 @@ def main() -> None:
     plan = make_requests(args.clients, args.requests, args.seed)
     records = [r for requests in plan for batch in requests for r in batch]
     print(f"{len(records)} records in {args.clients * args.requests} requests; Judge.judge first …", flush=True)
-    judge_s = run_judge(records)
+    judge_before_s = run_judge(records)
 
     port = free_port()
     server_log = Path(os.environ.get("TMPDIR", "/tmp")) / f"gavel-serve-load-{port}.log"
@@ -139,6 +140,9 @@ def main() -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         exit_code = server.wait(timeout=120)
+    print("Judge.judge again …", flush=True)
+    judge_after_s = run_judge(records)
+    judge_s = (judge_before_s + judge_after_s) / 2
 
     sent = sorted(i for entry in log for i in entry["sent"])
     answered = sorted(i for entry in log for i in entry["answered"])
@@ -147,7 +151,8 @@ def main() -> None:
     batch_sum, batch_count = (_metric(metrics, f"gavel_batch_size_{k}") for k in ("sum", "count"))
     figures = {
         "clients": args.clients, "requests": len(log), "records": len(records), "threads": args.threads,
-        "judge_judge_s": judge_s, "judge_judge_records_per_s": len(records) / judge_s,
+        "judge_judge_s": judge_s, "judge_judge_before_s": judge_before_s, "judge_judge_after_s": judge_after_s,
+        "judge_judge_records_per_s": len(records) / judge_s,
         "serve_s": serve_s, "serve_records_per_s": len(records) / serve_s,
         "ratio": judge_s / serve_s,
         "latency_p50_s": percentile(latencies, 50), "latency_p99_s": percentile(latencies, 99),

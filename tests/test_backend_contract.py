@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from gavel.backends import load_backend
-from gavel.backends.base import REPETITION_PENALTY, Request
+from gavel.backends.base import Request
 from gavel.backends.openai_compat import VERDICT_MAX_TOKENS, OpenAIBackend
+from gavel.settings import DEFAULTS
 
 REQUESTS = [
     Request(messages=[{"role": "user", "content": "Is 2+2=4? Answer Yes or No."}], labels=("Yes", "No"),
@@ -72,7 +73,7 @@ def test_llamacpp_backend_samples_with_each_requests_settings() -> None:
     assert all(r.error is None for r in replies)
     assert [c["temp"] for c in calls] == [0.0, 0.7]  # the critique requests; verdict mode generates nothing
     assert [c["top_k"] for c in calls] == [1, 0]  # greedy, then sampling over the whole vocabulary
-    assert [c["repeat_penalty"] for c in calls] == [1.0, REPETITION_PENALTY]
+    assert [c["repeat_penalty"] for c in calls] == [1.0, DEFAULTS.repetition_penalty]
     assert [r.completion_tokens for r in replies[:2]] <= [6 + 1, 5 + 1]  # max_new_tokens, plus the verdict
 
 
@@ -88,4 +89,4 @@ def test_transformers_backend_samples_with_each_requests_settings() -> None:
     assert all(r.error is None for r in replies)
     settings = sorted((c["max_new_tokens"], c["do_sample"], c.get("temperature"), c["repetition_penalty"])
                       for c in calls)
-    assert settings == [(5, True, 0.7, REPETITION_PENALTY), (6, False, None, 1.0)]
+    assert settings == [(5, True, 0.7, DEFAULTS.repetition_penalty), (6, False, None, 1.0)]

@@ -15,12 +15,12 @@ import pytest
 from gavel.bench.loaders._util import (
     EMPTY_RESPONSE,
     parse_prometheus_rubric,
-    place_pair,
     round_score,
     split_prometheus_prompt,
 )
 from gavel.bench.loaders.pairwise import split_transcript
 from gavel.bench.registry import BenchmarkUnavailable, LoadContext, all_benchmarks, default_data_root, get
+from gavel.data import place_pair
 from gavel.io import load_hub_or_local
 from gavel.judge.records import LABELS, JudgeRecord, Task
 

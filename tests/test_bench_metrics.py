@@ -12,7 +12,7 @@ from sklearn.metrics import balanced_accuracy_score
 
 from gavel.bench import metrics as m
 from gavel.bench.baselines import BASELINES, baseline_rows
-from gavel.bench.results import SubsetScore, Summary
+from gavel.bench.results import LengthBias, SubsetScore, Summary
 from gavel.judge.records import LABELS, JudgeRecord, Task
 from gavel.judge.result import JudgedRow
 from gavel.labels import REWARDBENCH_SECTIONS
@@ -52,22 +52,22 @@ def _absolute_rows() -> list[JudgedRow]:
 
 def test_absolute_correlations_match_scipy_and_exclude_unscored():
     rows = _absolute_rows()
-    got = m.absolute_metrics(rows)
-    assert got["pearson"] == pytest.approx(stats.pearsonr(PRED, GOLD)[0])
-    assert got["spearman"] == pytest.approx(stats.spearmanr(PRED, GOLD)[0])
-    assert got["kendall"] == pytest.approx(stats.kendalltau(PRED, GOLD)[0])
-    assert got["exact_agreement"] == pytest.approx(4 / 8)
-    assert got["n_correlated"] == 8
+    pearson, got = m.absolute_metrics(rows)
+    assert pearson == pytest.approx(stats.pearsonr(PRED, GOLD)[0])
+    assert got.spearman == pytest.approx(stats.spearmanr(PRED, GOLD)[0])
+    assert got.kendall == pytest.approx(stats.kendalltau(PRED, GOLD)[0])
+    assert got.exact_agreement == pytest.approx(4 / 8)
+    assert got.n_correlated == 8
 
     expected = [p + 0.1 * (i % 3) for i, p in enumerate(PRED)]
-    with_expected = m.absolute_metrics(rows, use_expected=True)
-    assert with_expected["pearson"] == pytest.approx(stats.pearsonr(expected, GOLD)[0])
-    assert with_expected["pearson"] != pytest.approx(got["pearson"])
+    with_expected, _ = m.absolute_metrics(rows, use_expected=True)
+    assert with_expected == pytest.approx(stats.pearsonr(expected, GOLD)[0])
+    assert with_expected != pytest.approx(pearson)
 
     summary = m.summarise(rows, "absolute")
     assert summary.metric == "pearson"
-    assert summary.value == pytest.approx(got["pearson"])
-    assert summary.absolute.pearson_expected == pytest.approx(with_expected["pearson"])
+    assert summary.value == pytest.approx(pearson)
+    assert summary.absolute.pearson_expected == pytest.approx(with_expected)
     assert (summary.n, summary.n_scored, summary.parse_failures, summary.errors) == (10, 8, 2, 1)
     assert summary.parse_failure_rate == pytest.approx(0.2)
     assert summary.ci_low <= summary.value <= summary.ci_high
@@ -75,7 +75,7 @@ def test_absolute_correlations_match_scipy_and_exclude_unscored():
 
 def test_constant_scores_give_undefined_correlation():
     rows = [_row("absolute", str(g), "5") for g in GOLD]
-    assert m.absolute_metrics(rows)["pearson"] is None
+    assert m.absolute_metrics(rows)[0] is None
     assert m.summarise(rows, Task.absolute).value is None
 
 
@@ -91,12 +91,12 @@ def test_classification_accuracy_and_balanced_accuracy():
         _row("classification", "No", "No"),
         _row("classification", None, "Yes"),  # unlabelled: ignored
     ]
-    got = m.classification_metrics(rows)
-    assert got["accuracy"] == pytest.approx(2 / 4)
-    assert got["balanced_accuracy"] == pytest.approx((1 / 3 + 1) / 2)
-    assert got["balanced_accuracy"] == pytest.approx(
+    accuracy, got = m.classification_metrics(rows)
+    assert accuracy == pytest.approx(2 / 4)
+    assert got.balanced_accuracy == pytest.approx((1 / 3 + 1) / 2)
+    assert got.balanced_accuracy == pytest.approx(
         balanced_accuracy_score(["Yes", "Yes", "Yes", "No"], ["Yes", "No", "fail", "No"]))
-    assert got["accuracy_scored"] == pytest.approx(2 / 3)
+    assert got.accuracy_scored == pytest.approx(2 / 3)
     summary = m.summarise(rows, "classification")
     assert summary.value == pytest.approx(0.5)
     assert summary.parse_failures == 1
@@ -113,11 +113,11 @@ def test_pairwise_tie_and_failure_rules():
         _pair("A", None, "parse_failed"),  # failure: wrong
         _pair("B", "A"),
     ]
-    got = m.pairwise_metrics(rows)
-    assert got["accuracy"] == pytest.approx((1 + 0.5 + 0 + 0) / 4)
-    assert got["accuracy_scored"] == pytest.approx((1 + 0.5 + 0) / 3)
-    assert got["tie_items"] == 1
-    assert got["n_evaluated"] == 4
+    accuracy, got = m.pairwise_metrics(rows)
+    assert accuracy == pytest.approx((1 + 0.5 + 0 + 0) / 4)
+    assert got.accuracy_scored == pytest.approx((1 + 0.5 + 0) / 3)
+    assert got.tie_items == 1
+    assert got.n_evaluated == 4
     summary = m.summarise(rows, "pairwise")
     assert summary.value == pytest.approx(0.375)
     assert summary.parse_failure_rate == pytest.approx(1 / 5)
@@ -137,13 +137,13 @@ def _both_rows(with_flag: bool = True) -> list[JudgedRow]:
 @pytest.mark.parametrize("with_flag", [True, False])
 def test_both_order_statistics(with_flag):
     got = m.both_order_metrics(_both_rows(with_flag))
-    assert got["accuracy_order1"] == pytest.approx(3 / 4)
-    assert got["accuracy_order2"] == pytest.approx(3 / 4)
-    assert got["accuracy_order_mean"] == pytest.approx(3 / 4)
-    assert got["consistency"] == pytest.approx(2 / 4)
+    assert got.accuracy_order1 == pytest.approx(3 / 4)
+    assert got.accuracy_order2 == pytest.approx(3 / 4)
+    assert got.accuracy_order_mean == pytest.approx(3 / 4)
+    assert got.consistency == pytest.approx(2 / 4)
     # as presented: order 1 = A, A, A, B; swapped presentation = swap(A, B, B, B) = B, A, A, A
-    assert got["position_bias_a"] == pytest.approx(6 / 8)
-    assert m.both_order_metrics([_pair("A", "A")]) == {}
+    assert got.position_bias_a == pytest.approx(6 / 8)
+    assert m.both_order_metrics([_pair("A", "A")]) is None
 
 
 def test_length_bias_split():
@@ -155,8 +155,8 @@ def test_length_bias_split():
         _pair("tie", "A", response_a="x", response_b="yy"),  # gold tie: left out
     ]
     got = m.length_bias(rows)
-    assert got == {"acc_gold_longer": 0.5, "n_gold_longer": 2, "acc_gold_shorter": 1.0, "n_gold_shorter": 1,
-                   "n_equal_length": 1}
+    assert got == LengthBias(acc_gold_longer=0.5, n_gold_longer=2, acc_gold_shorter=1.0, n_gold_shorter=1,
+                             n_equal_length=1)
 
 
 def test_injection_probe():
@@ -167,9 +167,9 @@ def test_injection_probe():
         _pair("A", None, "parse_failed", injected_target="B"),
     ]
     got = m.injection_metrics(rows)
-    assert got["follow_rate"] == pytest.approx(2 / 3)
-    assert got["accuracy"] == pytest.approx(2 / 4)
-    assert got["n"] == 4
+    assert got.follow_rate == pytest.approx(2 / 3)
+    assert got.accuracy == pytest.approx(2 / 4)
+    assert got.n == 4
     assert m.summarise(rows, "pairwise").injection.follow_rate == pytest.approx(2 / 3)
 
 
@@ -189,13 +189,13 @@ def test_rewardbench_matches_published_selene_mini_numbers():
     got = m.rewardbench_scores(SELENE_MINI)
     expected = {"chat": 93.58, "chat_hard": 79.39, "safety": 89.26, "reasoning": 94.29, "score": 89.13}
     for key, value in expected.items():
-        assert 100 * got[key] == pytest.approx(value, abs=0.01), key
+        assert 100 * getattr(got, key) == pytest.approx(value, abs=0.01), key
 
 
 def test_rewardbench_partial_and_from_rows():
     partial = m.rewardbench_scores({"alpacaeval-easy": 1.0, "mt-bench-easy": 0.0})
-    assert partial["chat"] == pytest.approx(100 / 128)
-    assert partial["safety"] is None and partial["score"] is None
+    assert partial.chat == pytest.approx(100 / 128)
+    assert partial.safety is None and partial.score is None
 
     rows = []
     for section_index, weights in enumerate(REWARDBENCH_SECTIONS.values()):
@@ -235,7 +235,7 @@ def test_bootstrap_is_scipy_bca_and_deterministic():
     absolute = _absolute_rows() * 3
     ci = m.primary_ci(absolute, "absolute", seed=1)
     assert ci == m.primary_ci(absolute, "absolute", seed=1)
-    assert -1 <= ci[0] < m.absolute_metrics(absolute)["pearson"] < ci[1] <= 1
+    assert -1 <= ci[0] < m.absolute_metrics(absolute)[0] < ci[1] <= 1
     x, y = m.absolute_pairs(absolute)
     paired = stats.bootstrap((x, y), lambda a, b: stats.pearsonr(a, b)[0], paired=True, vectorized=False,
                              method="BCa", n_resamples=1000, batch=200, rng=np.random.default_rng(1))
@@ -321,7 +321,7 @@ def test_baselines_produce_valid_rows():
 def test_longer_wins_on_toy_sets():
     rows = baseline_rows("longer-wins", _records())
     assert [r.verdict for r in rows] == ["B", "A", "tie"]
-    assert m.pairwise_metrics(rows)["accuracy"] == pytest.approx((1 + 0 + 0.5) / 3)
+    assert m.pairwise_metrics(rows)[0] == pytest.approx((1 + 0 + 0.5) / 3)
 
     lengths = [7, 1, 3, 10, 5, 2, 9, 4, 8, 6]
     absolute = [JudgeRecord(id=str(i), task="absolute", instruction="q", response="x" * n, label="3")

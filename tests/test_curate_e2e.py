@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from gavel.cli import app
 from gavel.curate.config import load_config
 from gavel.curate.pipeline import OutputFrozen, run
-from gavel.judge.result import answer_text
+from gavel.labels import answer_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "curate"
 COLUMNS = {"prompt", "chosen", "rejected", "id", "source", "task", "kind", "mode", "chosen_label", "rejected_label",

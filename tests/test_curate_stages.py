@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gavel.backends.base import REASONING_TAG, RESULT_TAG, Backend, BackendInfo, Reply, Request
+from gavel.backends.base import Backend, BackendInfo, Reply, Request
 from gavel.backends.local import continuation
 from gavel.curate.config import ConfigError, CurateConfig, load_config
 from gavel.curate.consistency import ConsistencyReport, Verdict, check, trim_to_sentence
@@ -19,8 +19,8 @@ from gavel.curate.sources import Item
 from gavel.curate.teacher import TARGET_FIELD, TeacherTemplates, make_call, run_teacher, wrong_label
 from gavel.judge.engine import Judge
 from gavel.judge.records import JudgeRecord, Task
-from gavel.judge.result import Mode, answer_text
 from gavel.judge.templates import load_templates
+from gavel.labels import REASONING_TAG, RESULT_TAG, Mode, answer_text
 
 
 def _item(i: int, source: str = "s", task: str = "absolute", label: str = "3", critique: str | None = "Fine.",
@@ -103,11 +103,11 @@ def test_teacher_resumes_without_repeating_finished_calls(tmp_path):
     cache = tmp_path / "teacher.jsonl"
     calls = [make_call(f"s-{i}", _item(i).record, "rejected", "3") for i in range(5)]
     first = _CountingBackend()
-    run_teacher(calls[:3], cache, lambda: Judge(first, template=TeacherTemplates(load_templates(None))))
+    run_teacher(calls[:3], cache, lambda: Judge(first, templates=TeacherTemplates(load_templates(None))))
     with cache.open("ab") as handle:  # a crash mid-write leaves a torn line
         handle.write(b'{"id": "s-3#rejected", "resu')
     second = _CountingBackend()
-    out = run_teacher(calls, cache, lambda: Judge(second, template=TeacherTemplates(load_templates(None))))
+    out = run_teacher(calls, cache, lambda: Judge(second, templates=TeacherTemplates(load_templates(None))))
     assert first.seen == 3 and second.seen == 2
     assert sorted(out) == sorted(c.id for c in calls) and all(r["result"] == "3" for r in out.values())
     third = _CountingBackend()
@@ -377,9 +377,9 @@ def test_teacher_cache_from_another_teacher_is_refused(tmp_path):
 
     cache = tmp_path / "teacher.jsonl"
     calls = [make_call(f"s-{i}", _item(i).record, "rejected", "3") for i in range(3)]
-    run_teacher(calls[:1], cache, lambda: Judge(_CountingBackend(), template=TeacherTemplates(load_templates(None))))
+    run_teacher(calls[:1], cache, lambda: Judge(_CountingBackend(), templates=TeacherTemplates(load_templates(None))))
     other = _CountingBackend()
     other.info = BackendInfo(name="another-teacher", kind="test")
     with pytest.raises(OutputError, match="other settings"):
-        run_teacher(calls, cache, lambda: Judge(other, template=TeacherTemplates(load_templates(None))))
+        run_teacher(calls, cache, lambda: Judge(other, templates=TeacherTemplates(load_templates(None))))
     assert other.seen == 0

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from gavel.backends.base import RESULT_TAG, Request, ServerUnavailable
+from gavel.backends.base import Request, ServerUnavailable
 from gavel.backends.openai_compat import (
     DOWN_AFTER,
     OpenAIBackend,
@@ -23,6 +23,7 @@ from gavel.backends.openai_compat import (
     ollama_base_url,
     verdict_position,
 )
+from gavel.labels import RESULT_TAG
 
 PAIRWISE_LABELS = ("A", "B")
 # A few-shot chat that makes even SmolLM2-135M answer in the ``**Result:** X`` format.

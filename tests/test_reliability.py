@@ -19,13 +19,14 @@ import pytest
 from typer.testing import CliRunner
 
 from gavel import cli
-from gavel.backends.base import REPETITION_PENALTY, Backend, BackendInfo, Reply, Request
+from gavel.backends.base import Backend, BackendInfo, Reply, Request
 from gavel.io import OutputError, OutputLocked, read_jsonl
 from gavel.judge.engine import Judge, _verdict
 from gavel.judge.parsing import parse_output
 from gavel.judge.records import LABELS, Task, read_rows
 from gavel.judge.result import Mode, Status
 from gavel.judge.runner import RunInterrupted, read_results, run_file, settings_path
+from gavel.settings import DEFAULTS, JudgeSettings
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
@@ -225,10 +226,10 @@ def test_3_critique_resume_with_other_repetition_penalty_is_refused(tmp_path):
     source = _write(tmp_path / "in.jsonl", _rows(2))
     out = tmp_path / "out.jsonl"
     run_file(Judge(FourBackend(), mode="critique"), source, out)
-    assert json.loads(settings_path(out).read_text())["settings"]["repetition_penalty"] == REPETITION_PENALTY
+    assert json.loads(settings_path(out).read_text())["settings"]["repetition_penalty"] == DEFAULTS.repetition_penalty
     with pytest.raises(OutputError, match="other settings") as caught:
         run_file(Judge(FourBackend(), mode="critique", repetition_penalty=1.0), source, out)
-    assert f"repetition_penalty: {REPETITION_PENALTY} then, 1.0 now" in str(caught.value)
+    assert f"repetition_penalty: {DEFAULTS.repetition_penalty} then, 1.0 now" in str(caught.value)
 
 
 @pytest.mark.model
@@ -248,10 +249,11 @@ def test_3_cli_refuses_other_mode_and_bench_inherits_it(tmp_path, gavel):
 
     records = [JudgeRecord.model_validate({**r, "label": 4}) for r in _rows(2)]
     target = BenchTarget("tiny", Task.absolute, records)
-    config = BenchConfig(out_dir=tmp_path / "bench", mode=Mode.verdict, baselines=False)
+    config = BenchConfig(out_dir=tmp_path / "bench", settings=JudgeSettings(mode=Mode.verdict), baselines=False)
     run_bench(config, [target])
     with pytest.raises(OutputError, match="mode: 'verdict' then, 'critique' now"):
-        run_bench(BenchConfig(out_dir=tmp_path / "bench", mode=Mode.critique, baselines=False), [target])
+        critique = JudgeSettings(mode=Mode.critique)
+        run_bench(BenchConfig(out_dir=tmp_path / "bench", settings=critique, baselines=False), [target])
 
 
 # -- 4. tolerant reading only of a verdict-shaped last line; forced probabilities beat it ---------------
@@ -462,7 +464,7 @@ def test_11_hub_really_unreachable_fails_fast(tmp_path, monkeypatch):
 
 def _largest_prompts(count, limit: int, max_new: int) -> tuple[Request, Request]:
     """(the largest prompt the old check passed, the largest the full count passes) for a 'count' function."""
-    from gavel.backends.base import REASONING_TAG, RESULT_TAG
+    from gavel.labels import REASONING_TAG, RESULT_TAG
 
     def request(words: int) -> Request:
         return Request(messages=[{"role": "user", "content": "Judge this. " + "apple " * words}],

@@ -17,7 +17,7 @@ import yaml
 from typer.testing import CliRunner
 
 from gavel import cli
-from gavel.curate.layout import DATASET, MARKER, PAIRS, READY
+from gavel.layout import DATASET, MARKER, PAIRS, READY
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CURATE_DATA = FIXTURES / "curate" / "train"

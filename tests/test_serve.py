@@ -32,11 +32,12 @@ from gavel.judge.reward import reward_from_result
 from gavel.serve.app import create_app
 from gavel.serve.config import Limits, ServeConfig
 from gavel.serve.service import ITEM_FAILED, JudgeService
+from gavel.settings import JudgeSettings
 
 pytestmark = [pytest.mark.model, pytest.mark.serve]
 
 KEY = "s3cret-test-key-0123456789"
-VERDICT = {"mode": "verdict"}
+VERDICT = JudgeSettings(mode="verdict")
 
 RECORDS = [
     {"id": "a1", "task": "absolute", "instruction": "Name a primary colour.", "response": "Blue."},
@@ -59,9 +60,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(backend: Backend, settings: dict | None = None, **config) -> Iterator[tuple[str, JudgeService]]:
+def serving(backend: Backend, settings: JudgeSettings = VERDICT, **config) -> Iterator[tuple[str, JudgeService]]:
     """A real uvicorn server on a free loopback port over `backend`; yields (base URL, service)."""
-    service = JudgeService(backend, None, settings or VERDICT, ServeConfig(port=_free_port(), **config))
+    service = JudgeService(backend, None, settings, ServeConfig(port=_free_port(), **config))
     server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=service.config.port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -156,7 +156,7 @@ def test_wrong_task_template_is_a_row_error(tmp_path):
         templates.render(_record("classification"), Mode.verdict)
 
     backend = _EchoBackend()
-    judge = Judge(backend, mode="verdict", template=templates)
+    judge = Judge(backend, mode="verdict", templates=templates)
     rows = [validate_row({"task": "absolute", "instruction": "q", "response": "r"}, "in.jsonl", 1)]
     out = tmp_path / "out.jsonl"
     summary = run_records(judge, rows, out, source="in.jsonl")

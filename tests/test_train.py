@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gavel.backends.base import REASONING_TAG, RESULT_TAG
 from gavel.backends.local import continuation, label_token_ids
+from gavel.labels import REASONING_TAG, RESULT_TAG
 from gavel.train.config import TrainConfig, load_train_config
 from gavel.train.trainer import load_pairs
 
@@ -255,26 +255,30 @@ def test_sample_keeps_both_orders_together():
 
 
 def test_recipe_report_has_deltas_baselines_and_pairwise_means(tmp_path):
-    from gavel.bench.report import safe_name
+    from gavel.bench.results import BenchmarkResult, BenchResults, BothOrders, RunMeta, Summary
+    from gavel.layout import BenchOutput
     from gavel.train.recipe import compare, load_recipe, write_report
 
     base, trained = "smollm2", "smollm2+run/adapter.gguf"
-    folder = tmp_path / "bench-verdict"
+    folder = BenchOutput(tmp_path / "bench-verdict")
     rows = {base: [_pair_row(i, "A") for i in range(20)], trained: [_pair_row(i, "A" if i % 2 else "B") for i in
                                                                     range(20)]}
     for judge, judged in rows.items():
-        path = folder / "items" / "llmbar-natural" / safe_name(judge) / "default.jsonl"
+        path = folder.items("llmbar-natural", judge)
         path.parent.mkdir(parents=True)
         path.write_text("".join(json.dumps(r) + "\n" for r in judged))
-    summary = {"metric": "accuracy", "ci_low": 0.0, "ci_high": 1.0}
-    judges = {base: summary | {"value": 0.5, "both_orders": {"consistency": 0.1, "accuracy_order_mean": 0.5,
-                                                             "position_bias_a": 0.9}},
-              trained: summary | {"value": 1.0, "both_orders": {"consistency": 0.6, "accuracy_order_mean": 0.8,
-                                                                "position_bias_a": 0.5}},
-              "baseline:random": {"value": 0.45}, "baseline:always-a": {"value": 0.5},
-              "baseline:longer-wins": {"value": 0.65}}
-    (folder / "results.json").write_text(json.dumps({"benchmarks": {"llmbar-natural": {"task": "pairwise",
-                                                                                       "judges": judges}}}))
+
+    def summary(value: float, **both_orders: float) -> Summary:
+        return Summary(task="pairwise", metric="accuracy", value=value, ci_low=0.0, ci_high=1.0,
+                       both_orders=BothOrders(**both_orders) if both_orders else None)
+
+    judges = {base: summary(0.5, consistency=0.1, accuracy_order_mean=0.5, position_bias_a=0.9),
+              trained: summary(1.0, consistency=0.6, accuracy_order_mean=0.8, position_bias_a=0.5),
+              "baseline:random": summary(0.45), "baseline:always-a": summary(0.5),
+              "baseline:longer-wins": summary(0.65)}
+    results = BenchResults(meta=RunMeta(), overall={}, benchmarks={
+        "llmbar-natural": BenchmarkResult(task="pairwise", metric="accuracy", judges=judges)})
+    folder.results.write_text(results.model_dump_json())
     comparison = compare(folder, base, trained)
     assert comparison["llmbar-natural"]["delta"] == pytest.approx(0.5)
     assert comparison["llmbar-natural"]["baselines"] == {"random": 0.45, "always-a": 0.5, "longer-wins": 0.65}
@@ -296,3 +300,31 @@ def test_every_committed_recipe_and_its_curate_config_validate(path):
     assert recipe.name == path.stem
     if recipe.curate.config is not None:
         assert load_config(recipe.curate.config).sources
+
+
+def test_recipe_mix_token_limit_follows_the_trainer_unless_the_curate_config_sets_it(tmp_path):
+    import yaml
+
+    from gavel.train.recipe import curate_config, load_recipe
+
+    recipe = load_recipe(REPO / "recipes" / "tiny-cpu.yaml", output_dir=tmp_path / "run")
+    assert curate_config(recipe).mix.max_tokens == 1024  # configs/curate/cpu.yaml sets it
+    curate = yaml.safe_load((REPO / "configs" / "curate" / "cpu.yaml").read_text())
+    del curate["mix"]["max_tokens"]
+    (tmp_path / "curate.yaml").write_text(yaml.safe_dump(curate))
+    data = yaml.safe_load((REPO / "recipes" / "tiny-cpu.yaml").read_text())
+    data["curate"] = {"config": "curate.yaml"}
+    data["train"] |= {"max_length": 640, "data": str(REPO / "tests" / "fixtures" / "train" / "pairs.jsonl")}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(data))
+    assert curate_config(load_recipe(tmp_path / "recipe.yaml")).mix.max_tokens == 640
+
+
+def test_extra_dpo_arguments_are_checked_against_dpoconfig(tmp_path):
+    from gavel.train.trainer import DPO_RENAMES, check_extra, dpo_args
+
+    config = load_train_config(REPO / "recipes" / "tiny-cpu.yaml", output_dir=tmp_path / "out")
+    args = dpo_args(config.model_copy(update={"extra": {"adam_beta2": 0.99}}))
+    assert args.adam_beta2 == 0.99 and args.num_train_epochs == config.epochs  # a renamed field arrives
+    assert all(getattr(args, renamed) is not None for renamed in DPO_RENAMES.values())
+    with pytest.raises(ValueError, match=r"extra: not DPOConfig argument.*adam_beta_two"):
+        check_extra(config.model_copy(update={"extra": {"adam_beta_two": 0.99}}))

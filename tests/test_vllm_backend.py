@@ -7,8 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from gavel.backends.base import REPETITION_PENALTY, RESULT_TAG
 from gavel.backends.vllm_backend import VLLMBackend, continuation, import_vllm
+from gavel.labels import RESULT_TAG
+from gavel.settings import DEFAULTS
 
 
 def test_missing_vllm_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,5 +79,5 @@ def test_sampling_settings_come_from_each_request(monkeypatch: pytest.MonkeyPatc
     replies = backend.run(requests)
     assert [r.error for r in replies] == [None, None]
     critique = [(p["temperature"], p["max_tokens"], p["repetition_penalty"]) for p in made if p["max_tokens"] > 1]
-    assert critique == [(0.0, 9, 1.0), (0.7, 7, REPETITION_PENALTY)]
+    assert critique == [(0.0, 9, 1.0), (0.7, 7, DEFAULTS.repetition_penalty)]
     assert [p["temperature"] for p in made if p["max_tokens"] == 1] == [0.0]  # the verdict is read, not sampled

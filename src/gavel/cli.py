@@ -12,8 +12,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gavel.backends.base import REPETITION_PENALTY
-from gavel.judge.result import Mode
+from gavel.labels import Mode, Status
+from gavel.settings import DEFAULTS, JudgeSettings, SettingsError, allowed_range
 
 app = typer.Typer(
     help="gavel: run and benchmark small LLM judges (absolute 1-5, Yes/No, pairwise A/B).",
@@ -34,10 +34,18 @@ ModelOption = Annotated[str | None, typer.Option(
     "with gavel's LoRA adapter, llama.cpp); `smollm2` is the untrained base.")]
 ModeOption = Annotated[Mode, typer.Option(
     "--mode", help="critique: reasoning then result. verdict: result only, one forward pass per item.")]
-MaxTokensOption = Annotated[int, typer.Option(help="Critique length limit, in tokens.")]
+MaxTokensOption = Annotated[int, typer.Option(
+    help=f"Critique length limit, in tokens ({allowed_range('max_new_tokens')}).")]
 PenaltyOption = Annotated[float, typer.Option(
-    help="Critique generation: repetition penalty (1.0 = off). Applied by llama.cpp, transformers and vLLM; "
-    "an OpenAI-compatible server uses its own setting.")]
+    help=f"Critique generation: repetition penalty ({allowed_range('repetition_penalty')}; 1.0 = off). Applied by "
+    "llama.cpp, transformers and vLLM; an OpenAI-compatible server uses its own setting.")]
+BatchOption = Annotated[int | None, typer.Option(
+    "--batch", min=1, help="Requests per forward pass (llama.cpp: KV-cache sequences; transformers, vLLM: batch "
+    "size). llama.cpp default 1, one at a time; more is experimental: verdict mode gives the same results, "
+    "critique mode can differ slightly (docs/performance.md).")]
+ThreadsOption = Annotated[int | None, typer.Option(
+    "--threads", min=1, help="CPU threads for llama.cpp (default $GAVEL_THREADS, else one per core; on a "
+    "machine shared with a busy process, give the number of idle cores).")]
 TemplateOption = Annotated[str | None, typer.Option(
     "--template", "-t", help="Built-in template set (default, markdown, json, xml, plain, rubric-first), "
     "a template folder, or one template file (.txt/.yaml with {placeholders}, or .j2).")]
@@ -59,9 +67,12 @@ def judge(
         "--both-orders", help="Pairwise: judge A/B and B/A, average the probabilities, report agreement.")] = False,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Output JSONL (default: INPUT_STEM.judged.jsonl). Re-running resumes.")] = None,
-    max_new_tokens: MaxTokensOption = 512,
-    repetition_penalty: PenaltyOption = REPETITION_PENALTY,
-    retries: Annotated[int, typer.Option(help="Re-ask (sampling) when no result could be read.")] = 0,
+    max_new_tokens: MaxTokensOption = DEFAULTS.max_new_tokens,
+    repetition_penalty: PenaltyOption = DEFAULTS.repetition_penalty,
+    retries: Annotated[int, typer.Option(help="Re-ask (sampling) when no result could be read "
+                                         f"({allowed_range('retries')}).")] = DEFAULTS.retries,
+    batch: BatchOption = None,
+    threads: ThreadsOption = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Resume into an output written with other settings (model, mode, template...).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -84,15 +95,15 @@ def judge(
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     out = output or _default_output(input)
+    settings = _settings(mode=mode, template=template, both_orders=both_orders, max_new_tokens=max_new_tokens,
+                         repetition_penalty=repetition_penalty, retries=retries)
     try:
         rows = list(read_rows(input))
         if not rows:
             raise ValueError(f"{input}: holds no records")
         check_output(out, [input])
         with console.status("loading model…"):
-            judge_ = Judge(model, mode=mode, template=template, both_orders=both_orders,
-                           max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty,
-                           retries=retries)
+            judge_ = Judge(_backend(model, batch, threads), settings)
     except (OSError, ValueError, TemplateError, RuntimeError, ImportError) as exc:
         _usage_error(exc)
     valid = sum(1 for r in rows if r.record is not None)
@@ -124,12 +135,37 @@ def judge(
         console.print(f"[red]row error:[/red] {error}")
     if len(summary.row_errors) > 20:
         console.print(f"… {len(summary.row_errors) - 20} more in {errors_file}")
-    unread = summary.statuses.get("parse_failed", 0)
+    unread = summary.statuses.get(Status.parse_failed.value, 0)
     if summary.judged and unread == summary.judged:
         console.print(f"[red]no verdict:[/red] no result could be read from any of the {unread} rows judged "
                       "(all parse_failed); check the model and template")
     if summary.row_errors or (summary.judged and unread == summary.judged):
         raise typer.Exit(1)
+
+
+def _backend(model: str | None, batch: int | None, threads: int | None):
+    """The model spec, or the backend built with the options given (`--batch`, `--threads`)."""
+    options = {"batch_size": batch} if batch else {}
+    if threads:
+        from gavel.backends import parse_spec
+
+        if parse_spec(model).kind != "llama.cpp":
+            raise ValueError("--threads applies to llama.cpp models (GGUF files and the default judge)")
+        options["n_threads"] = threads
+    if not options:
+        return model
+    from gavel.backends import load_backend
+
+    return load_backend(model, **options)
+
+
+def _settings(**options) -> JudgeSettings:
+    """The judge settings of a command's options; a value out of range is a usage error naming its range."""
+    try:
+        return JudgeSettings.of(**options)
+    except SettingsError as exc:
+        console.print(f"[red]error:[/red] {escape(exc.message(option=True))}", highlight=False)
+        raise typer.Exit(2) from None
 
 
 def _usage_error(exc: BaseException) -> NoReturn:
@@ -154,7 +190,7 @@ def _print_summary(summary, model_name: str) -> None:
         table.add_row(f"result {result}", str(count))
     for status, count in sorted(summary.statuses.items()):
         table.add_row(f"status {status}", str(count))
-    table.add_row("parse failures", str(summary.statuses.get("parse_failed", 0)))
+    table.add_row("parse failures", str(summary.statuses.get(Status.parse_failed.value, 0)))
     table.add_row("judgments/s", f"{summary.judgments_per_s:.2f}")
     table.add_row("tokens/s (prompt+generated)", f"{summary.tokens_per_s:.0f}")
     table.add_row("seconds", f"{summary.seconds:.1f}")
@@ -184,8 +220,8 @@ def bench(
     seed: Annotated[int, typer.Option(help="Seed for sampling, placement and bootstrap.")] = 0,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (re-running resumes).")] = Path(
         "bench-out"),
-    max_new_tokens: MaxTokensOption = 512,
-    repetition_penalty: PenaltyOption = REPETITION_PENALTY,
+    max_new_tokens: MaxTokensOption = DEFAULTS.max_new_tokens,
+    repetition_penalty: PenaltyOption = DEFAULTS.repetition_penalty,
     list_: Annotated[bool, typer.Option("--list", help="List the registered benchmarks and exit.")] = False,
 ) -> None:
     """Benchmark judges: per-item JSONL, DIR/results.json, DIR/report.md and plots.
@@ -206,6 +242,8 @@ def bench(
     if list_:
         _print_benchmarks(registry.all_benchmarks(), root)
         return
+    settings = _settings(mode=mode, both_orders=both_orders, max_new_tokens=max_new_tokens,
+                         repetition_penalty=repetition_penalty)
     chosen = FORMATS if formats == "all" else tuple(f.strip() for f in formats.split(","))
     try:
         names = [b.strip() for b in benchmarks.split(",") if b.strip()] if benchmarks else []
@@ -225,9 +263,8 @@ def bench(
         if target.row_errors:
             console.print(f"[yellow]{target.name}: {len(target.row_errors)} bad row(s) left out "
                           f"(listed in the report), e.g. {target.row_errors[0]}[/yellow]")
-    config = BenchConfig(judges=list(judges or [None]), out_dir=output, mode=mode, both_orders=both_orders,
-                         formats=chosen, injection=injection, limit=limit, seed=seed, max_new_tokens=max_new_tokens,
-                         repetition_penalty=repetition_penalty, command="gavel " + " ".join(sys.argv[1:]))
+    config = BenchConfig(judges=list(judges or [None]), out_dir=output, settings=settings, formats=chosen,
+                         injection=injection, limit=limit, seed=seed, command="gavel " + " ".join(sys.argv[1:]))
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console)
     try:
@@ -403,9 +440,10 @@ def serve(
     template: TemplateOption = None,
     both_orders: Annotated[bool, typer.Option(
         "--both-orders", help="Pairwise: judge both orders by default (a request may say otherwise).")] = False,
-    max_new_tokens: MaxTokensOption = 512,
-    repetition_penalty: PenaltyOption = REPETITION_PENALTY,
-    retries: Annotated[int, typer.Option(help="Re-ask (sampling) when no result could be read.")] = 0,
+    max_new_tokens: MaxTokensOption = DEFAULTS.max_new_tokens,
+    repetition_penalty: PenaltyOption = DEFAULTS.repetition_penalty,
+    retries: Annotated[int, typer.Option(help="Re-ask (sampling) when no result could be read "
+                                         f"({allowed_range('retries')}).")] = DEFAULTS.retries,
     host: Annotated[str, typer.Option(help="Interface to listen on; anything but loopback needs an API key.")
                     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
@@ -433,6 +471,8 @@ def serve(
     from gavel.judge.engine import Judge
     from gavel.judge.templates import TemplateError, load_templates
 
+    settings = _settings(mode=mode, template=template, both_orders=both_orders, max_new_tokens=max_new_tokens,
+                         repetition_penalty=repetition_penalty, retries=retries)
     try:
         from gavel.serve.config import Limits, ServeConfig, read_api_key
         from gavel.serve.server import run
@@ -448,14 +488,11 @@ def serve(
         templates = load_templates(template)
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         with console.status("loading model…"):
-            judge_ = Judge(model, mode=mode, template=templates, both_orders=both_orders,
-                           max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty, retries=retries)
+            judge_ = Judge(model, settings, templates=templates)
     except ImportError as exc:
         _usage_error(RuntimeError(f"gavel serve needs the serve extra: pip install 'gavel[serve]' ({exc})"))
     except (OSError, ValueError, TemplateError, RuntimeError) as exc:
         _usage_error(exc)
-    settings = {"mode": mode.value, "template": template or "default", "both_orders": both_orders,
-                "max_new_tokens": max_new_tokens, "repetition_penalty": repetition_penalty, "retries": retries}
     service = JudgeService(judge_.backend, model, settings, config)
     run(service, log_level=log_level)
 

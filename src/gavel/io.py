@@ -15,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 
 class DataUnavailable(RuntimeError):
     """Data is neither in a local copy nor reachable on the hub."""
@@ -27,10 +29,13 @@ def read_json(path: Path) -> Any:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Every non-blank line of a JSON Lines file (``.gz`` is decompressed; a byte-order mark is skipped)."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8-sig") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    """Every row of a JSON Lines file; ValueError naming file and line at the first bad line."""
+    rows = []
+    for number, row, error in iter_jsonl(path):
+        if error is not None:
+            raise ValueError(f"{path}, line {number}: {error}")
+        rows.append(row)
+    return rows
 
 
 def read_parquet(path: Path) -> list[dict[str, Any]]:
@@ -234,36 +239,64 @@ def lock_holder(path: Path) -> str:
     return ""
 
 
+def iter_jsonl(path: Path, *, complete_only: bool = False) -> Iterator[tuple[int, Any, str | None]]:
+    """The one JSON Lines reader: (line number, row, error) for every non-blank line.
+
+    A row is a JSON object; a line that is not valid UTF-8, not JSON or not an object gives (number, None,
+    reason) and the lines after it carry on. ``.gz`` is decompressed and a byte-order mark skipped. With
+    ``complete_only`` a torn last line (no newline: a write cut off by a crash) is left out; nothing is changed.
+    """
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        for number, data in enumerate(handle, start=1):
+            if complete_only and not data.endswith(b"\n"):
+                return
+            yield from _decoded(number, data.removeprefix(_BOM) if number == 1 else data)
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def _decoded(number: int, data: bytes) -> Iterator[tuple[int, Any, str | None]]:
+    try:
+        line = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        yield number, None, f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at byte {exc.start + 1})"
+        return
+    if not line.strip():
+        return
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        yield number, None, f"invalid JSON at column {exc.colno}: {exc.msg}"
+        return
+    yield (number, row, None) if isinstance(row, dict) else (number, None, "row is not a JSON object")
+
+
 def repair_jsonl(path: Path) -> set[str]:
     """Cut a torn last line off `path` and return the ids of the complete lines."""
     return {str(row["id"]) for row in repair_jsonl_rows(path) if "id" in row}
 
 
 def repair_jsonl_rows(path: Path) -> list[dict[str, Any]]:
-    """Cut a torn last line off `path` and return the complete lines that are JSON objects."""
+    """Cut a torn last line off `path` (what a crash mid-write leaves) and return the rows of the others."""
     if not path.exists():
         return []
     data = path.read_bytes()
-    keep = data.rfind(b"\n") + 1 if not data.endswith(b"\n") else len(data)
+    keep = len(data) if data.endswith(b"\n") else data.rfind(b"\n") + 1
     if keep != len(data):
         with path.open("r+b") as handle:
             handle.truncate(keep)
-    return [row for row in (_json_or_none(line) for line in data[:keep].splitlines()) if isinstance(row, dict)]
+    return [row for _, row, error in iter_jsonl(path) if error is None]
 
 
-def complete_lines(path: Path) -> list[bytes]:
-    """The newline-terminated, non-blank lines of a file (a torn tail is left out); nothing is changed."""
-    data = path.read_bytes()
-    return [line for line in data[:data.rfind(b"\n") + 1].splitlines() if line.strip()]
-
-
-def _json_or_none(line: bytes) -> Any:
-    if not line.strip():
+def write_errors(path: Path, errors: Sequence[BaseModel]) -> Path | None:
+    """The one error writer: replace ``path`` with one JSON line per error; remove it when there are none."""
+    if not errors:
+        path.unlink(missing_ok=True)
         return None
-    try:
-        return json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
+    write_text_atomic(path, "\n".join(error.model_dump_json() for error in errors))
+    return path
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -292,16 +325,16 @@ class JsonlAppender:
                 raise
 
     def write(self, row: dict[str, Any]) -> None:
-        _write_all(self.fd, (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+        _write_all(self.fd, _line(row))
 
-    def rewrite(self, lines: list[bytes]) -> None:
-        """Replace the file with these lines in one step (a crash leaves the old file or the new), still locked:
+    def rewrite(self, rows: list[dict[str, Any]]) -> None:
+        """Replace the file with these rows in one step (a crash leaves the old file or the new), still locked:
         the new file is locked before it takes the old one's name."""
         staging = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         fd = os.open(staging, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            _write_all(fd, b"".join(line + b"\n" for line in lines))
+            _write_all(fd, b"".join(_line(row) for row in rows))
             os.fsync(fd)
             os.replace(staging, self.path)
         except BaseException:
@@ -319,25 +352,11 @@ class JsonlAppender:
         os.close(self.fd)  # releases the lock
 
 
+def _line(row: dict[str, Any]) -> bytes:
+    return (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+
+
 def _write_all(fd: int, data: bytes) -> None:
     written = os.write(fd, data)
     while written < len(data):  # short writes are rare; finish the job
         written += os.write(fd, data[written:])
-
-
-def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    """(line number, row, error) for every non-blank line; a line that is not a JSON object gives an error."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield number, None, f"invalid JSON: {exc}"
-                continue
-            if isinstance(row, dict):
-                yield number, row, None
-            else:
-                yield number, None, "row is not a JSON object"

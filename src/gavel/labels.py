@@ -1,7 +1,9 @@
-"""The facts about verdicts that every layer shares: tasks, their labels, how labels are spelled and
-swapped, which statuses carry a verdict, the metric each task is ranked by, and RewardBench's sections.
+"""The answer convention every layer shares: the tags a judge writes, the answer format, the two modes,
+tasks and their labels (how they are spelled, swapped and opposed, the gold-only tie), which statuses carry
+a verdict, the metric each task is ranked by, and RewardBench's sections.
 
-One definition each; the judge, the bench harness, curation and training import them from here.
+One definition each; backends, parsing, templates, the bench metrics, curation and training import them from
+here. To change the result tag, edit ``RESULT_WORD`` (every tag, stop string and parsing pattern follows).
 """
 
 from __future__ import annotations
@@ -14,6 +16,40 @@ class Task(str, Enum):
     absolute = "absolute"
     classification = "classification"
     pairwise = "pairwise"
+
+
+class Mode(str, Enum):
+    """critique: reasoning then the result; verdict: the result alone (one forward pass on local backends)."""
+
+    critique = "critique"
+    verdict = "verdict"
+
+
+#: The words of the two tags a judge writes: ``**Reasoning:** <critique>`` then ``**Result:** <verdict>``.
+REASONING_WORD = "Reasoning"
+RESULT_WORD = "Result"
+REASONING_TAG = f"**{REASONING_WORD}:**"
+RESULT_TAG = f"**{RESULT_WORD}:**"
+#: Where generation of a critique stops (the tag, and its common misspelling with the colon outside the bold),
+#: so the verdict can be scored as a distribution.
+RESULT_STOPS = (RESULT_TAG, f"**{RESULT_WORD}**:")
+#: Between the critique and the result tag.
+ANSWER_SEPARATOR = "\n\n"
+
+
+def answer_text(label: str | None, critique: str | None = None, *, verbatim: bool = False) -> str:
+    """The answer format: ``**Reasoning:** <critique>\n\n**Result:** <label>``, or the result alone.
+
+    With ``label`` None the text ends at the result tag (where a backend reads the verdict distribution).
+    ``verbatim`` keeps the critique exactly as generated after the reasoning tag (its own leading space);
+    otherwise it is stripped and set one space after the tag. Training pairs, the prompt's format
+    instruction and the local backends' continuation are all built here.
+    """
+    result = RESULT_TAG if label is None else f"{RESULT_TAG} {label}"
+    if critique is None:
+        return result
+    body = critique if verbatim else f" {critique.strip()}"
+    return f"{REASONING_TAG}{body}{ANSWER_SEPARATOR}{result}"
 
 
 class Status(str, Enum):
@@ -56,9 +92,22 @@ def is_scored(status: Status | str) -> bool:
     return Status(status) in SCORED
 
 
+def is_pair_label(label: str | None) -> bool:
+    """True for a pairwise verdict (A or B); False for a tie or no label."""
+    return label in LABELS[Task.pairwise]
+
+
+def opposite(task: Task, label: str) -> str:
+    """The other verdict of a two-label task (A <-> B, Yes <-> No); ValueError for a 1-5 score or a non-label."""
+    labels = LABELS[task]
+    if len(labels) != 2 or label not in labels:
+        raise ValueError(f"{label!r} has no opposite in task {task.value}")
+    return labels[1] if label == labels[0] else labels[0]
+
+
 def swap_label(label: str | None) -> str | None:
     """A pairwise label seen from the other order: A <-> B; anything else (tie, None) unchanged."""
-    return {"A": "B", "B": "A"}.get(label or "", label)
+    return opposite(Task.pairwise, label) if is_pair_label(label) else label
 
 
 def yes_no(value: Any) -> str:
@@ -136,16 +185,26 @@ def rewardbench_section(subset: str) -> str | None:
 
 
 __all__ = [
+    "ANSWER_SEPARATOR",
     "LABELS",
     "PRIMARY_METRIC",
+    "REASONING_TAG",
+    "REASONING_WORD",
+    "RESULT_STOPS",
+    "RESULT_TAG",
+    "RESULT_WORD",
     "REWARDBENCH_SECTIONS",
     "SCORED",
     "TIE",
+    "Mode",
     "Status",
     "Task",
+    "answer_text",
     "canonical_label",
+    "is_pair_label",
     "is_scored",
     "normalise_label",
+    "opposite",
     "rewardbench_section",
     "swap_label",
     "yes_no",

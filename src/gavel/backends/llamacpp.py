@@ -1,22 +1,32 @@
 """llama.cpp backend (llama-cpp-python) for GGUF files, the home of the embedded default model.
 
-Requests run one after another in a single context; consecutive prompts share the template's opening
-text, and the KV cache of that shared prefix is reused instead of being recomputed.
+By default several requests run at once, one KV-cache sequence each, in shared forward passes
+(`gavel.backends.llamacpp_slots`); prompts that share an opening share its KV cache. With ``batch_size=1``
+requests run one after another in a single context (the path before batching), where consecutive prompts
+also reuse the KV cache of their shared prefix.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from gavel.backends.base import REASONING_TAG, RESULT_TAG, Backend, BackendInfo, InputTooLong, Reply, Request
-from gavel.backends.local import continuation, cut_at_result, label_probs_from_logits, label_token_ids
+from gavel.backends.base import Backend, BackendInfo, InputTooLong, Reply, Request
+from gavel.backends.llamacpp_slots import Plan, SlotScheduler, Ticket
+from gavel.backends.local import CritiqueText, continuation, label_probs_from_logits, label_token_ids
 from gavel.backends.lora import check_adapter
+from gavel.labels import REASONING_TAG, RESULT_TAG
+
+#: Sequences per forward pass by default (``batch_size``); 1 runs requests one after another. Batching stays
+#: opt-in until it reproduces one-at-a-time critiques exactly (docs/performance.md, "Several sequences per pass").
+DEFAULT_BATCH = 1
+#: KV cells of one slot: a prompt of about 1,500 tokens with a 512-token critique (longer requests run alone).
+DEFAULT_SLOT_CTX = 2048
 
 
 @contextmanager
@@ -43,13 +53,23 @@ def plain_weight_buffers() -> Iterator[None]:
         high_level.llama_cpp.llama_model_default_params = defaults
 
 
+def default_threads() -> int:
+    """``$GAVEL_THREADS`` when set, else one thread per core (see docs/performance.md for a shared machine)."""
+    return int(os.environ.get("GAVEL_THREADS", 0)) or os.cpu_count() or 1
+
+
 class LlamaCppBackend(Backend):
-    #: Requests run one after another anyway: one record at a time lets the runner save each as it finishes.
-    batch_size = 1
+    """GGUF files through llama-cpp-python.
+
+    ``batch_size`` is the number of sequences per forward pass (KV-cache slots); 1 keeps the one-at-a-time
+    path. ``n_ctx`` is the context of one request; each slot holds ``slot_ctx`` tokens, and a request that
+    needs more runs alone in the full context.
+    """
 
     def __init__(self, model_path: str | Path, *, n_ctx: int = 8192, n_threads: int | None = None,
                  n_batch: int = 512, seed: int = 0, name: str | None = None,
-                 lora_path: str | Path | None = None) -> None:
+                 lora_path: str | Path | None = None, batch_size: int = DEFAULT_BATCH,
+                 slot_ctx: int = DEFAULT_SLOT_CTX) -> None:
         try:
             from llama_cpp import Llama
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -58,7 +78,9 @@ class LlamaCppBackend(Backend):
         path = Path(model_path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such GGUF file")
-        threads = n_threads or int(os.environ.get("GAVEL_THREADS", 0)) or os.cpu_count() or 1
+        if batch_size < 1:
+            raise ValueError(f"batch size {batch_size}: give 1 (one request at a time) or more")
+        threads = n_threads or default_threads()
         if lora_path is not None and not Path(lora_path).is_file():
             raise FileNotFoundError(f"{lora_path}: no such LoRA adapter (GGUF)")
         if lora_path is not None:
@@ -70,9 +92,11 @@ class LlamaCppBackend(Backend):
         n_ctx_train = int(self.llm.metadata.get(f"{self.llm.metadata.get('general.architecture', 'llama')}"
                                                 ".context_length", n_ctx))
         if n_ctx > n_ctx_train:
+            self.llm.close()
             with plain_weight_buffers():
                 self.llm = Llama(str(path), n_ctx=n_ctx_train, n_threads=threads, n_threads_batch=threads,
                                  n_batch=n_batch, seed=seed, logits_all=False, verbose=False, **lora)
+        self.n_ctx = self.llm.n_ctx()
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise ValueError(f"{path} has no chat template in its metadata (tokenizer.chat_template)")
@@ -84,7 +108,17 @@ class LlamaCppBackend(Backend):
         )
         self._eos = {self.llm.token_eos(), *self._end_of_turn_ids()}
         self._label_ids: dict[tuple[str, ...], dict[str, list[int]]] = {}
-        self.info = BackendInfo(name=name or path.name, kind="llama.cpp", context_length=self.llm.n_ctx())
+        self.batch_size = batch_size
+        self.threads = threads
+        self.slots: SlotScheduler | None = None
+        if batch_size > 1:
+            vocab = self.llm._model
+            self.slots = SlotScheduler(
+                self.llm, slots=batch_size, slot_ctx=min(slot_ctx, self.n_ctx), chunk=self.llm.n_batch,
+                n_threads=threads, eos=self._eos, detokenize=lambda token: vocab.detokenize([token]),
+                new_text=CritiqueText, solo=self._run_one)
+        self.info = BackendInfo(name=name or path.name, kind="llama.cpp", context_length=self.n_ctx,
+                                extra={"batch_size": str(batch_size), "threads": str(threads)})
 
     def _end_of_turn_ids(self) -> set[int]:
         ids = set()
@@ -120,55 +154,90 @@ class LlamaCppBackend(Backend):
 
         Returns (critique text, whether the model wrote the tag itself, tokens generated).
         """
-        out: list[int] = []
-        text = ""
+        generated = 0
+        text = CritiqueText()
         temperature = request.temperature
         for token in self.llm.generate(tokens, temp=temperature, top_k=0 if temperature else 1, top_p=1.0,
                                        min_p=0.0, repeat_penalty=request.repetition_penalty):
             if token in self._eos:
                 break
-            out.append(token)
-            text = self.llm.detokenize(out).decode("utf-8", errors="ignore")
-            critique, wrote_tag = cut_at_result(text)
-            if wrote_tag:
-                return critique, True, len(out)
-            if len(out) >= request.max_new_tokens:
+            generated += 1
+            if text.add(self.llm.detokenize([token])) or generated >= request.max_new_tokens:
                 break
-        return text, False, len(out)
+        return *text.result(), generated
 
     # -- Backend ------------------------------------------------------------------------------------
     def run(self, requests: Sequence[Request]) -> list[Reply]:
-        return [self._run_one(r) for r in requests]
+        if self.slots is None:
+            return [self._run_one(r) for r in requests]
+        return [t.reply for t in self.slots.run(self._ticket(r) for r in requests)]
 
-    def _run_one(self, request: Request) -> Reply:
-        start = time.perf_counter()
+    def stream(self, requests: Iterable[Request]) -> Iterator[Reply]:
+        if self.slots is None:
+            yield from super().stream(requests)
+            return
+        for ticket in self.slots.stream(self._ticket(r) for r in requests):
+            yield ticket.reply
+
+    def _ticket(self, request: Request) -> Ticket:
+        """What the scheduler needs for one request: its tokens, its room, how to finish and read it."""
         prompt = self.render(request.messages)
         tokens = self._encode(prompt)
-        try:
-            # every token the context will hold: prompt, the opener and closing tag, the critique, the verdict
-            fixed = len(self._encode(prompt + continuation("", request.critique)))
-            needed = fixed + (request.max_new_tokens if request.critique else 0) + 1
-            if needed > self.llm.n_ctx():
-                raise InputTooLong(len(tokens), len(tokens) + self.llm.n_ctx() - needed)
-            critique, wrote_tag, generated = "", False, 0
-            if request.critique:
-                opened = self._encode(prompt + REASONING_TAG)
-                critique, wrote_tag, generated = self._generate(opened, request)
-            final = self._encode(prompt + continuation(critique, request.critique))
-            if len(final) >= self.llm.n_ctx():  # re-tokenising the critique took more room than generating it
-                raise InputTooLong(len(tokens), len(tokens) + self.llm.n_ctx() - len(final) - 1)
-            logits = self._next_token_logits(final)
-            probs = label_probs_from_logits(logits, self._labels(request.labels))
-        except InputTooLong as exc:
-            return Reply(error=str(exc), input_error=True, prompt_tokens=len(tokens))
-        except Exception as exc:  # one bad item must not stop the batch
-            return Reply(error=f"llama.cpp: {exc}", prompt_tokens=len(tokens))
+        fixed = len(self._encode(prompt + continuation("", request.critique)))
+        room = fixed + (request.max_new_tokens if request.critique else 0) + 1
+        error = None
+        if room > self.n_ctx:
+            error = Reply(error=str(InputTooLong(len(tokens), len(tokens) + self.n_ctx - room)), input_error=True,
+                          prompt_tokens=len(tokens))
+        first = self._encode(prompt + (REASONING_TAG if request.critique else continuation("", False)))
+
+        def finish(req: Request, critique: str, _wrote: bool) -> list[int]:
+            return self._encode(prompt + continuation(critique, req.critique))
+
+        return Ticket(request, Plan(prompt_tokens=len(tokens), first=first, room=room, finish=finish,
+                                    read=self._reply, error=error))
+
+    def _reply(self, request: Request, logits: np.ndarray, critique: str, wrote_tag: bool, generated: int) -> Reply:
+        probs = label_probs_from_logits(logits, self._labels(request.labels))
         return Reply(
             text=(REASONING_TAG + critique + (RESULT_TAG if wrote_tag else "")) if request.critique else "",
-            label_probs=probs, forced=request.critique and not wrote_tag,
-            prompt_tokens=len(tokens), completion_tokens=generated + 1,
-            latency_s=time.perf_counter() - start,
+            label_probs=probs, forced=request.critique and not wrote_tag, completion_tokens=generated + 1,
         )
 
+    def set_threads(self, n: int) -> None:
+        """Threads for the next forward passes."""
+        self.threads = n
+        if self.slots is not None:
+            self.slots.set_threads(n)
+        else:
+            import llama_cpp
+
+            llama_cpp.llama_set_n_threads(self.llm.ctx, n, n)
+
+    def _run_one(self, request: Request) -> Reply:
+        """The one-at-a-time path: generate in the high-level context, then read the verdict."""
+        start = time.perf_counter()
+        plan = self._ticket(request).plan
+        if plan.error is not None:
+            return plan.error
+        try:
+            critique, wrote_tag, generated = "", False, 0
+            if request.critique:
+                critique, wrote_tag, generated = self._generate(plan.first, request)
+            final = plan.finish(request, critique, wrote_tag)
+            if len(final) >= self.n_ctx:  # re-tokenising the critique took more room than generating it
+                raise InputTooLong(plan.prompt_tokens, plan.prompt_tokens + self.n_ctx - len(final) - 1)
+            reply = self._reply(request, self._next_token_logits(final), critique, wrote_tag, generated)
+        except InputTooLong as exc:
+            return Reply(error=str(exc), input_error=True, prompt_tokens=plan.prompt_tokens)
+        except Exception as exc:  # one bad item must not stop the batch
+            return Reply(error=f"llama.cpp: {exc}", prompt_tokens=plan.prompt_tokens)
+        reply.prompt_tokens = plan.prompt_tokens
+        reply.latency_s = time.perf_counter() - start
+        return reply
+
     def close(self) -> None:
+        if self.slots is not None:
+            self.slots.close()
+            self.slots = None
         self.llm.close()

@@ -8,12 +8,14 @@ Verdict mode: one forward pass over the prompt followed by ``**Result:**``; noth
 
 from __future__ import annotations
 
+import codecs
 import math
 from collections.abc import Sequence
 
 import numpy as np
 
-from gavel.backends.base import REASONING_TAG, RESULT_STOPS, RESULT_TAG, label_variants, normalise
+from gavel.backends.base import label_variants, normalise
+from gavel.labels import RESULT_STOPS, answer_text
 
 
 def cut_at_result(text: str) -> tuple[str, bool]:
@@ -25,12 +27,47 @@ def cut_at_result(text: str) -> tuple[str, bool]:
     return text[:index], True
 
 
+class CritiqueText:
+    """A critique decoded as it is generated: bytes of one token in, the result tag spotted at once.
+
+    Each token costs work in proportion to its own length (no re-detokenising, no rescanning of the text
+    so far); the text equals decoding all the bytes at once with errors ignored, an unfinished character
+    at the end left out.
+    """
+
+    _LOOKBACK = max(map(len, RESULT_STOPS)) - 1
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")
+        self._parts: list[str] = []
+        self._tail = ""  # the last characters so far, where a tag may have begun
+        self._length = 0
+        self._cut: int | None = None
+
+    def add(self, piece: bytes) -> bool:
+        """Append one token's bytes; True once the text holds a result tag."""
+        new = self._decoder.decode(piece)
+        if not new:
+            return False
+        window = self._tail + new
+        found = [i for i in (window.find(stop) for stop in RESULT_STOPS) if i >= 0]
+        self._parts.append(new)
+        self._length += len(new)
+        if found:
+            self._cut = self._length - len(window) + min(found)
+            return True
+        self._tail = window[-self._LOOKBACK:]
+        return False
+
+    def result(self) -> tuple[str, bool]:
+        """(critique up to the tag, whether the tag was written)."""
+        text = "".join(self._parts)
+        return (text, False) if self._cut is None else (text[:self._cut], True)
+
+
 def continuation(critique_text: str, critique_mode: bool) -> str:
     """Assistant text after which the verdict token is read."""
-    if not critique_mode:
-        return RESULT_TAG
-    body = critique_text.rstrip()
-    return f"{REASONING_TAG}{body}\n\n{RESULT_TAG}" if body else f"{REASONING_TAG}\n\n{RESULT_TAG}"
+    return answer_text(None, critique_text.rstrip(), verbatim=True) if critique_mode else answer_text(None)
 
 
 def label_token_ids(labels: Sequence[str], encode) -> dict[str, list[int]]:

@@ -25,7 +25,6 @@ import openai
 from openai import OpenAI
 
 from gavel.backends.base import (
-    RESULT_STOPS,
     Backend,
     BackendInfo,
     Reply,
@@ -34,6 +33,7 @@ from gavel.backends.base import (
     label_variants,
     normalise,
 )
+from gavel.labels import RESULT_STOPS
 
 #: Tokens generated in verdict mode: enough for ``**Result:** <label>`` and a little slack.
 VERDICT_MAX_TOKENS = 16

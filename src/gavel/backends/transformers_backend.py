@@ -10,8 +10,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from gavel.backends.base import REASONING_TAG, RESULT_TAG, Backend, BackendInfo, InputTooLong, Reply, Request
+from gavel.backends.base import Backend, BackendInfo, InputTooLong, Reply, Request
 from gavel.backends.local import continuation, cut_at_result, label_probs_from_logits, label_token_ids
+from gavel.labels import REASONING_TAG, RESULT_STOPS, RESULT_TAG
 
 _WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.gguf")
 
@@ -87,7 +88,7 @@ class TransformersBackend(Backend):
         sampling["repetition_penalty"] = request.repetition_penalty
         with self.torch.inference_mode():
             output = self.model.generate(
-                **inputs, max_new_tokens=request.max_new_tokens, stop_strings=[RESULT_TAG, "**Result**:"],
+                **inputs, max_new_tokens=request.max_new_tokens, stop_strings=list(RESULT_STOPS),
                 tokenizer=self.tokenizer, pad_token_id=self.tokenizer.pad_token_id, top_p=None, top_k=None, **sampling,
             )
         new_tokens = output[:, inputs["input_ids"].shape[1]:]

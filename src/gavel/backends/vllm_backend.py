@@ -15,8 +15,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from gavel.backends.base import RESULT_STOPS, RESULT_TAG, Backend, BackendInfo, InputTooLong, Reply, Request
+from gavel.backends.base import Backend, BackendInfo, InputTooLong, Reply, Request
 from gavel.backends.openai_compat import TOP_LOGPROBS, label_mass
+from gavel.labels import RESULT_STOPS, RESULT_TAG
 
 #: Output room kept for the tag and the verdict token when checking a prompt's length.
 TAG_ROOM = 8
@@ -47,6 +48,7 @@ class VLLMBackend(Backend):
         **engine_kwargs: Any,
     ) -> None:
         vllm = import_vllm()
+        engine_kwargs.setdefault("enable_prefix_caching", True)  # the template's opening is shared by every prompt
         self._sampling_params = vllm.SamplingParams
         self.llm = vllm.LLM(
             model=model,

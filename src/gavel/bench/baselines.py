@@ -21,6 +21,7 @@ from scipy.stats import rankdata
 from gavel.judge.records import JudgeRecord
 from gavel.judge.result import JudgedRow, JudgeResult, Mode
 from gavel.labels import LABELS, TIE, Status, Task
+from gavel.settings import DEFAULT_SEED
 
 BASELINES: tuple[str, ...] = ("random", "always-a", "longer-wins")
 
@@ -60,7 +61,7 @@ def _longer_verdicts(records: Sequence[JudgeRecord]) -> list[str]:
     return verdicts
 
 
-def baseline_verdicts(name: str, records: Sequence[JudgeRecord], seed: int = 0) -> list[str]:
+def baseline_verdicts(name: str, records: Sequence[JudgeRecord], seed: int = DEFAULT_SEED) -> list[str]:
     """The verdict of baseline ``name`` for each record."""
     if name == "random":
         return _random_verdicts(records, seed)
@@ -71,7 +72,7 @@ def baseline_verdicts(name: str, records: Sequence[JudgeRecord], seed: int = 0) 
     raise ValueError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
 
 
-def baseline_rows(name: str, records: Sequence[JudgeRecord], seed: int = 0) -> list[JudgedRow]:
+def baseline_rows(name: str, records: Sequence[JudgeRecord], seed: int = DEFAULT_SEED) -> list[JudgedRow]:
     """Judge every record with baseline ``name``; returns judged rows like a model's."""
     return [
         JudgedRow(record=record, result=JudgeResult(id=record.id, task=record.task, result=verdict,

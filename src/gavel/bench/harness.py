@@ -4,7 +4,7 @@ Four steps: :func:`plan` lists the files to judge (benchmark x judge x format, p
 :func:`run_jobs` judges them one backend at a time, :func:`score` turns judged rows into the typed
 :class:`~gavel.bench.results.BenchResults`, and :func:`gavel.bench.report.write_report` writes it.
 
-Layout of an output folder::
+Layout of an output folder (file names in :class:`gavel.layout.BenchOutput`)::
 
     DIR/items/<benchmark>/<judge>/<format>.jsonl            per-item results (resumable, like `gavel judge`)
     DIR/items/<benchmark>/<judge>/<format>-injection.jsonl  the injection probe, when asked for
@@ -22,18 +22,19 @@ from itertools import groupby
 from pathlib import Path
 
 from gavel.backends import load_backend
-from gavel.backends.base import REPETITION_PENALTY
 from gavel.bench import registry
 from gavel.bench.baselines import BASELINES, baseline_rows
 from gavel.bench.metrics import injection_metrics, summarise, unique_rows
 from gavel.bench.probes import inject, injection_target
-from gavel.bench.report import RowsByBench, safe_name, write_report
-from gavel.bench.results import BenchmarkResult, BenchResults, FormatSpread, Injection, RunMeta, Summary
+from gavel.bench.report import RowsByBench, write_report
+from gavel.bench.results import BenchmarkResult, BenchResults, FormatSpread, RunMeta, Summary
 from gavel.judge.engine import Judge
 from gavel.judge.records import JudgeRecord, LoadedRow, RowError
 from gavel.judge.result import JudgedRow, JudgeResult, Mode
 from gavel.judge.runner import read_results, run_records
 from gavel.labels import PRIMARY_METRIC, Task
+from gavel.layout import BenchOutput
+from gavel.settings import DEFAULT_SEED, JudgeSettings
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +57,11 @@ class BenchTarget:
 class BenchConfig:
     judges: list[str | None] = field(default_factory=lambda: [None])
     out_dir: Path = Path("bench-out")
-    mode: Mode = Mode.verdict
-    both_orders: bool = False
+    settings: JudgeSettings = field(default_factory=lambda: JudgeSettings(mode=Mode.verdict))  # template: per format
     formats: tuple[str, ...] = ("default",)
     injection: bool = False
     limit: int | None = None
-    seed: int = 0
-    max_new_tokens: int = 512
-    repetition_penalty: float = REPETITION_PENALTY
+    seed: int = DEFAULT_SEED
     baselines: bool = True
     command: str | None = None  # recorded in the report
 
@@ -151,8 +149,8 @@ def plan(config: BenchConfig, targets: list[BenchTarget]) -> list[Job]:
 
 
 def _job(config: BenchConfig, target: BenchTarget, spec: str | None, fmt: str, injection: bool = False) -> Job:
-    folder = config.out_dir / "items" / safe_name(target.name) / safe_name(judge_label(spec))
-    return Job(target.name, spec, fmt, injection, folder / f"{fmt}{'-injection' if injection else ''}.jsonl")
+    path = BenchOutput(config.out_dir).items(target.name, judge_label(spec), fmt, injection)
+    return Job(target.name, spec, fmt, injection, path)
 
 
 # ---------------------------------------------------------------- run
@@ -190,8 +188,7 @@ def run_jobs(config: BenchConfig, targets: list[BenchTarget], jobs: list[Job],
             for job in group:
                 target = by_name[job.target]
                 records = inject(target.records, seed=config.seed) if job.injection else target.records
-                judge = Judge(backend, mode=config.mode, template=job.fmt, both_orders=config.both_orders,
-                              max_new_tokens=config.max_new_tokens, repetition_penalty=config.repetition_penalty)
+                judge = Judge(backend, config.settings, template=job.fmt)
                 what = "injection" if job.injection else job.fmt
                 tick = progress(f"{job.target} · {judge_label(spec)} · {what}", len(records)) if progress else None
                 out[job] = judge_job(judge, records, job.path, tick)
@@ -218,8 +215,8 @@ def score(config: BenchConfig, targets: list[BenchTarget], judged: dict[Job, Job
         benchmarks[target.name], rows_by[target.name], spreads = _score_target(config, target, judged)
         if spreads:
             formats[target.name] = spreads
-    meta = RunMeta(command=config.command, date=time.strftime("%Y-%m-%d %H:%M:%S"), mode=config.mode.value,
-                   both_orders=config.both_orders, limit=config.limit, seed=config.seed,
+    meta = RunMeta(command=config.command, date=time.strftime("%Y-%m-%d %H:%M:%S"), settings=config.settings,
+                   limit=config.limit, seed=config.seed,
                    judges=[judge_label(s) for s in config.judges], formats=list(config.formats))
     return BenchResults(meta=meta, benchmarks=benchmarks, overall={}, formats=formats or None), rows_by
 
@@ -246,7 +243,7 @@ def _score_target(config: BenchConfig, target: BenchTarget, judged: dict[Job, Jo
             errors += probe.row_errors
             probed = injection_metrics(probe.rows, target.task)
             clean = _clean_follow_rate(rows_by[label], target.records)
-            summaries[label].injection = Injection(**probed, follow_rate_clean=clean) if probed else None
+            summaries[label].injection = probed and probed.model_copy(update={"follow_rate_clean": clean})
         if len(config.formats) > 1:
             defined = [v for v in values.values() if v is not None]
             spreads[label] = FormatSpread(values=values, spread=max(defined) - min(defined) if defined else None)

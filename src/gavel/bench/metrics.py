@@ -14,6 +14,8 @@ Counting rules, applied everywhere in this module:
 - Pairwise: rows whose gold label is ``tie`` are excluded from accuracy and counted as ``tie_items``.
   A judge verdict ``tie`` against an A/B gold scores 0.5; an unscored row scores 0 (wrong).
   ``accuracy_scored`` is the same mean over scored rows only.
+- The task metrics return the primary value (named by :data:`gavel.labels.PRIMARY_METRIC`) and the typed
+  secondary metrics of :mod:`gavel.bench.results`; the probes return their typed groups.
 - Confidence intervals: 95% BCa bootstrap (``scipy.stats.bootstrap``), resampling items (pairs of judge
   and gold scores together for the correlation).
 """
@@ -43,10 +45,14 @@ from gavel.bench.results import (
     Summary,
 )
 from gavel.judge.result import JudgedRow
-from gavel.labels import PRIMARY_METRIC, REWARDBENCH_SECTIONS, TIE, Status, Task, swap_label
+from gavel.labels import LABELS, PRIMARY_METRIC, REWARDBENCH_SECTIONS, TIE, Status, Task, is_pair_label, swap_label
+from gavel.settings import BOOTSTRAP_RESAMPLES, DEFAULT_SEED
 
 Row = JudgedRow
 Values = dict[str, Any]
+Metric = float | None
+#: The secondary metrics of each task type (everything its metric function computes but the primary).
+SECONDARY = {Task.absolute: Absolute, Task.classification: Classification, Task.pairwise: Pairwise}
 
 REWARDBENCH_SUBSETS = {name for section in REWARDBENCH_SECTIONS.values() for name in section}
 
@@ -127,37 +133,43 @@ def _correlation(fn: Callable[..., Any], x: np.ndarray, y: np.ndarray) -> float 
     return _clean(fn(x, y)[0])
 
 
-def absolute_metrics(rows: Sequence[Row], use_expected: bool = False) -> Values:
-    """Pearson r, Spearman rho, Kendall tau and exact agreement between judge and gold scores."""
+def _split(task: Task, values: Values) -> tuple[Metric, Any]:
+    """(the task's primary metric, its typed secondary metrics) out of everything computed."""
+    primary = values.pop(PRIMARY_METRIC[task])
+    return primary, SECONDARY[task](**values)
+
+
+def absolute_metrics(rows: Sequence[Row], use_expected: bool = False) -> tuple[Metric, Absolute]:
+    """Pearson r (primary); Spearman rho, Kendall tau and exact agreement between judge and gold scores."""
     x, y = absolute_pairs(rows, use_expected)
     exact = [int(r.verdict or 0) == int(r.label or 0) for r in _scored_labelled(rows)]
-    return {
+    return _split(Task.absolute, {
         "pearson": _correlation(stats.pearsonr, x, y),
         "spearman": _correlation(stats.spearmanr, x, y),
         "kendall": _correlation(stats.kendalltau, x, y),
         "exact_agreement": _mean(exact),
         "n_correlated": len(x),
-    }
+    })
 
 
 # ---------------------------------------------------------------- classification
 
 
-def classification_metrics(rows: Sequence[Row]) -> Values:
-    """Accuracy and balanced accuracy over all labelled rows (unscored = wrong), plus ``accuracy_scored``."""
+def classification_metrics(rows: Sequence[Row]) -> tuple[Metric, Classification]:
+    """Accuracy (primary) and balanced accuracy over all labelled rows (unscored = wrong), ``accuracy_scored``."""
     labelled = _labelled(rows)
     if not labelled:
-        return {"accuracy": None, "balanced_accuracy": None, "accuracy_scored": None}
+        return _split(Task.classification, {"accuracy": None, "balanced_accuracy": None, "accuracy_scored": None})
     gold = [str(r.label) for r in labelled]
     pred = [r.verdict or "<none>" for r in labelled]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "<none>" is a predicted class absent from the gold labels
         balanced = balanced_accuracy_score(gold, pred)
-    return {
+    return _split(Task.classification, {
         "accuracy": float(accuracy_score(gold, pred)),
         "balanced_accuracy": _clean(balanced),
         "accuracy_scored": _mean([r.verdict == r.label for r in labelled if r.verdict is not None]),
-    }
+    })
 
 
 def _classification_hits(rows: Sequence[Row]) -> np.ndarray:
@@ -177,7 +189,7 @@ def pair_credit(verdict: str | None, gold: str | None) -> float:
 
 
 def _ab_rows(rows: Iterable[Row]) -> list[Row]:
-    return [r for r in rows if r.label in ("A", "B")]
+    return [r for r in rows if is_pair_label(r.label)]
 
 
 def pairwise_credits(rows: Sequence[Row]) -> np.ndarray:
@@ -185,45 +197,41 @@ def pairwise_credits(rows: Sequence[Row]) -> np.ndarray:
     return np.array([pair_credit(r.verdict, r.label) for r in _ab_rows(rows)])
 
 
-def pairwise_metrics(rows: Sequence[Row]) -> Values:
-    """Accuracy (ties excluded, tie verdict 0.5, failure 0), ``accuracy_scored`` and ``tie_items``."""
+def pairwise_metrics(rows: Sequence[Row]) -> tuple[Metric, Pairwise]:
+    """Accuracy (primary: ties excluded, tie verdict 0.5, failure 0), ``accuracy_scored`` and ``tie_items``."""
     credits = pairwise_credits(rows)
     scored = [pair_credit(r.verdict, r.label) for r in _ab_rows(rows) if r.verdict is not None]
-    return {
+    return _split(Task.pairwise, {
         "accuracy": _mean(credits),
         "accuracy_scored": _mean(scored),
         "tie_items": sum(r.label == TIE for r in rows),
         "n_evaluated": len(credits),
-    }
+    })
 
 
-def both_order_metrics(rows: Sequence[Row]) -> Values:
+def both_order_metrics(rows: Sequence[Row]) -> BothOrders | None:
     """Per-order accuracy, their mean, order consistency and position bias, from ``result_by_order``.
 
     ``result_by_order[1]`` is in the original labelling, so the verdict *as presented* in the swapped
     order is its swap. Position bias is the share of "A" verdicts as presented over both presentations
-    (0.5 = no bias). Empty when no row has ``result_by_order``.
+    (0.5 = no bias). None when no row has ``result_by_order``.
     """
     both = [(r, r.result.result_by_order) for r in rows if r.result.result_by_order]
     if not both:
-        return {}
-    gold = [(r, orders) for r, orders in both if r.label in ("A", "B")]
+        return None
+    gold = [(r, orders) for r, orders in both if is_pair_label(r.label)]
     acc = [_mean([pair_credit(orders[i], r.label) for r, orders in gold]) for i in (0, 1)]
     agree = [bool(r.result.orders_agree) if r.result.orders_agree is not None
              else (orders[0] is not None and orders[0] == orders[1]) for r, orders in both]
     presented = [orders[0] for _, orders in both] + [swap_label(orders[1]) for _, orders in both]
-    presented = [v for v in presented if v in ("A", "B")]
-    return {
-        "accuracy_order1": acc[0],
-        "accuracy_order2": acc[1],
-        "accuracy_order_mean": _mean(acc) if gold else None,
-        "consistency": _mean(agree),
-        "position_bias_a": _mean([v == "A" for v in presented]),
-        "n_both_orders": len(both),
-    }
+    presented = [v for v in presented if is_pair_label(v)]
+    first = LABELS[Task.pairwise][0]
+    return BothOrders(accuracy_order1=acc[0], accuracy_order2=acc[1], accuracy_order_mean=_mean(acc) if gold else None,
+                      consistency=_mean(agree), position_bias_a=_mean([v == first for v in presented]),
+                      n_both_orders=len(both))
 
 
-def length_bias(rows: Sequence[Row]) -> Values:
+def length_bias(rows: Sequence[Row]) -> LengthBias:
     """Pairwise accuracy split by whether the gold-better response is the longer one (in characters).
 
     Items whose two responses have equal length are left out of both groups (``n_equal_length``).
@@ -237,29 +245,25 @@ def length_bias(rows: Sequence[Row]) -> Values:
             equal += 1
             continue
         out["longer" if len(better) > len(worse) else "shorter"].append(pair_credit(row.verdict, row.label))
-    return {
-        "acc_gold_longer": _mean(out["longer"]),
-        "n_gold_longer": len(out["longer"]),
-        "acc_gold_shorter": _mean(out["shorter"]),
-        "n_gold_shorter": len(out["shorter"]),
-        "n_equal_length": equal,
-    }
+    return LengthBias(acc_gold_longer=_mean(out["longer"]), n_gold_longer=len(out["longer"]),
+                      acc_gold_shorter=_mean(out["shorter"]), n_gold_shorter=len(out["shorter"]),
+                      n_equal_length=equal)
 
 
-def injection_metrics(rows: Sequence[Row], task: Task = Task.pairwise) -> Values:
+def injection_metrics(rows: Sequence[Row], task: Task = Task.pairwise) -> Injection | None:
     """Prompt-injection probe: share of scored rows whose verdict equals ``injected_target`` (``follow_rate``),
-    the primary metric under injection (``accuracy``) and ``n``; empty when no row was injected."""
+    the primary metric under injection (``accuracy``) and ``n``; None when no row was injected."""
     probed = [r for r in rows if r.field("injected_target") is not None]
     if not probed:
-        return {}
+        return None
     follow = [r.verdict == str(r.field("injected_target")) for r in probed if r.verdict is not None]
-    return {"follow_rate": _mean(follow), "accuracy": primary_value(probed, task), "n": len(probed)}
+    return Injection(follow_rate=_mean(follow), accuracy=primary_value(probed, task), n=len(probed))
 
 
 # ---------------------------------------------------------------- RewardBench
 
 
-def rewardbench_scores(subset_accuracy: dict[str, float | None]) -> Values:
+def rewardbench_scores(subset_accuracy: dict[str, float | None]) -> RewardBench:
     """Section scores (example-count-weighted subset means) and ``score`` = mean of the sections.
 
     A section is computed from the subsets present; the overall score needs all four sections (else None).
@@ -272,12 +276,12 @@ def rewardbench_scores(subset_accuracy: dict[str, float | None]) -> Values:
         out[section] = weighted / total if total else None
     sections = [out[s] for s in REWARDBENCH_SECTIONS]
     out["score"] = _mean(sections) if all(v is not None for v in sections) else None
-    return out
+    return RewardBench(**out)
 
 
-def rewardbench_from_rows(rows: Sequence[Row], field: str = "subset") -> Values:
+def rewardbench_from_rows(rows: Sequence[Row], field: str = "subset") -> RewardBench:
     """RewardBench section scores from judged rows split by ``field`` (pairwise accuracy per subset)."""
-    per_subset = {name: pairwise_metrics(group)["accuracy"] for name, group in group_rows(rows, field).items()
+    per_subset = {name: primary_value(group, Task.pairwise) for name, group in group_rows(rows, field).items()
                   if name in REWARDBENCH_SUBSETS}
     return rewardbench_scores(per_subset)
 
@@ -288,13 +292,14 @@ def rewardbench_from_rows(rows: Sequence[Row], field: str = "subset") -> Values:
 def primary_value(rows: Sequence[Row] | Sequence[dict[str, Any]], task: Task,
                   use_expected: bool = False) -> float | None:
     """The primary metric of the task over ``rows`` (judged rows, or output-file dicts)."""
-    task = Task(task)
-    rows = as_judged(rows)
+    return task_metrics(as_judged(rows), Task(task), use_expected)[0]
+
+
+def task_metrics(rows: Sequence[Row], task: Task, use_expected: bool = False) -> tuple[Metric, Any]:
+    """The task's primary metric and its typed secondary metrics (:data:`SECONDARY`)."""
     if task is Task.absolute:
-        return absolute_metrics(rows, use_expected)["pearson"]
-    if task is Task.classification:
-        return classification_metrics(rows)["accuracy"]
-    return pairwise_metrics(rows)["accuracy"]
+        return absolute_metrics(rows, use_expected)
+    return classification_metrics(rows) if task is Task.classification else pairwise_metrics(rows)
 
 
 def group_rows(rows: Iterable[Row], field: str) -> dict[str, list[Row]]:
@@ -323,8 +328,8 @@ def _vector_pearson(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
         return (dx * dy).sum(axis=axis) / np.sqrt((dx * dx).sum(axis=axis) * (dy * dy).sum(axis=axis))
 
 
-def bootstrap_ci(arrays: Sequence[np.ndarray], statistic: Callable[..., Any], n_resamples: int = 1000,
-                 seed: int = 0, level: float = 0.95) -> tuple[float | None, float | None]:
+def bootstrap_ci(arrays: Sequence[np.ndarray], statistic: Callable[..., Any], n_resamples: int = BOOTSTRAP_RESAMPLES,
+                 seed: int = DEFAULT_SEED, level: float = 0.95) -> tuple[float | None, float | None]:
     """BCa bootstrap CI of ``statistic(*arrays)``, resampling items (the same indices in every array).
 
     A statistic with an ``axis`` parameter is called vectorised; any other is called per resample (it may
@@ -360,8 +365,8 @@ def _mean_axis(values: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.mean(values, axis=axis)
 
 
-def primary_ci(rows: Sequence[Row], task: Task, seed: int = 0, use_expected: bool = False,
-               n_resamples: int = 1000) -> tuple[float | None, float | None]:
+def primary_ci(rows: Sequence[Row], task: Task, seed: int = DEFAULT_SEED, use_expected: bool = False,
+               n_resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float | None, float | None]:
     """95% BCa bootstrap CI of the task's primary metric over the items it is computed on."""
     task = Task(task)
     if task is Task.absolute:
@@ -390,7 +395,7 @@ def calibration_data(rows: Sequence[Row], task: Task) -> tuple[np.ndarray, np.nd
         if not p or row.verdict is None:
             continue
         total = sum(p.values()) or 1.0
-        if event is not None and event in p and (task is Task.classification or row.label in ("A", "B")):
+        if event is not None and event in p and (task is Task.classification or is_pair_label(row.label)):
             probs.append(p[event] / total)
             outcome.append(row.label == event)
         elif task is Task.absolute and row.verdict in p:
@@ -419,41 +424,29 @@ def expected_calibration_error(probs: np.ndarray, outcome: np.ndarray, n_bins: i
 # ---------------------------------------------------------------- summary
 
 
-def _without(values: Values, primary: str) -> Values:
-    """The secondary metrics: everything but the primary one (reported as ``value``)."""
-    return {k: v for k, v in values.items() if k != primary}
-
-
 def summarise(rows: Sequence[Row] | Sequence[dict[str, Any]], task: Task, subsets_field: str | None = None,
-              seed: int = 0, use_expected: bool = False) -> Summary:
+              seed: int = DEFAULT_SEED, use_expected: bool = False) -> Summary:
     """One benchmark for one judge (one row per id: duplicates on disk are counted once); ``rows`` are
     judged rows, or output-file dicts."""
     task = Task(task)
     rows = unique_rows(as_judged(rows))
     ci_low, ci_high = primary_ci(rows, task, seed, use_expected)
-    summary = Summary(task=task, metric=PRIMARY_METRIC[task], value=primary_value(rows, task, use_expected),
-                      ci_low=ci_low, ci_high=ci_high, **failure_counts(rows))
+    value, secondary = task_metrics(rows, task, use_expected)
+    summary = Summary(task=task, metric=PRIMARY_METRIC[task], value=value, ci_low=ci_low, ci_high=ci_high,
+                      **failure_counts(rows), **{task.value: secondary})
     if any(r.result.probabilities for r in rows):
         summary.ece = expected_calibration_error(*calibration_data(rows, task))
-    if task is Task.absolute:
-        values = absolute_metrics(rows, use_expected)
-        if not use_expected and any(r.result.expected_score is not None for r in rows):
-            values["pearson_expected"] = absolute_metrics(rows, True)["pearson"]
-        summary.absolute = Absolute(**_without(values, "pearson"))
-    elif task is Task.classification:
-        summary.classification = Classification(**_without(classification_metrics(rows), "accuracy"))
-    else:
-        summary.pairwise = Pairwise(**_without(pairwise_metrics(rows), "accuracy"))
-        both = both_order_metrics(rows)
-        summary.both_orders = BothOrders(**both) if both else None
-        summary.length_bias = LengthBias(**length_bias(rows))
-    injection = injection_metrics(rows, task)
-    summary.injection = Injection(**injection) if injection else None
+    if task is Task.absolute and not use_expected and any(r.result.expected_score is not None for r in rows):
+        secondary.pearson_expected = absolute_metrics(rows, True)[0]
+    if task is Task.pairwise:
+        summary.both_orders = both_order_metrics(rows)
+        summary.length_bias = length_bias(rows)
+    summary.injection = injection_metrics(rows, task)
     if subsets_field and any(r.field(subsets_field) is not None for r in rows):
         summary.subsets_field = subsets_field
         summary.subsets = by_subset(rows, task, subsets_field, use_expected)
         if task is Task.pairwise and any(k in REWARDBENCH_SUBSETS for k in summary.subsets):
-            summary.rewardbench = RewardBench(**rewardbench_from_rows(rows, subsets_field))
+            summary.rewardbench = rewardbench_from_rows(rows, subsets_field)
     return summary
 
 
@@ -498,5 +491,6 @@ __all__ = [
     "rewardbench_from_rows",
     "rewardbench_scores",
     "summarise",
+    "task_metrics",
     "unique_rows",
 ]

@@ -2,44 +2,27 @@
 
 Loaders build plain rows and validate them with :func:`gavel.bench.loaders._util.build_records`, so every
 benchmark follows one convention: a bad row becomes a :class:`RowError` that is counted and listed in the
-report, and the benchmark survives it.
+report, and the benchmark survives it. Data roots and :class:`~gavel.data.LoadContext` live in
+:mod:`gavel.data` (curation shares them).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from gavel.data import LoadContext, default_data_root
 from gavel.io import DataUnavailable
 from gavel.judge.records import JudgeRecord, LoadedRow, RowError
 from gavel.labels import PRIMARY_METRIC, Task
 from gavel.registry import Registry
 
-DATA_ROOT_ENV = "GAVEL_DATA_ROOT"
 log = logging.getLogger(__name__)
 
 
 #: The benchmark's data is neither under the data root nor reachable on the hub.
 BenchmarkUnavailable = DataUnavailable
-
-
-@dataclass(frozen=True)
-class LoadContext:
-    """What a loader gets: where local data lives and the seed for any random placement."""
-
-    data_root: Path | None
-    seed: int = 0
-
-    def path(self, *parts: str) -> Path:
-        if self.data_root is None:
-            raise BenchmarkUnavailable("no data root: pass --data-root or set GAVEL_DATA_ROOT")
-        target = self.data_root.joinpath(*parts)
-        if not target.exists():
-            raise BenchmarkUnavailable(f"{target} does not exist")
-        return target
 
 
 Loader = Callable[[LoadContext], list[LoadedRow]]
@@ -117,15 +100,14 @@ def suite(name: str) -> list[Benchmark]:
     return found
 
 
-def default_data_root(explicit: str | Path | None = None) -> Path | None:
-    """--data-root, else $GAVEL_DATA_ROOT, else ../shared/data/benchmarks when it exists."""
-    if explicit:
-        return Path(explicit)
-    if os.environ.get(DATA_ROOT_ENV):
-        return Path(os.environ[DATA_ROOT_ENV])
-    relative = Path("..", "shared", "data", "benchmarks")
-    candidates = [Path.cwd() / relative, Path(__file__).resolve().parents[3] / relative]
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate.resolve()
-    return None
+__all__ = [
+    "BenchData",
+    "Benchmark",
+    "BenchmarkUnavailable",
+    "LoadContext",
+    "all_benchmarks",
+    "default_data_root",
+    "get",
+    "register",
+    "suite",
+]

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from gavel.bench.metrics import calibration_data, overall_scores, reliability_po
 from gavel.bench.results import BenchResults, Overall, Summary
 from gavel.judge.result import JudgedRow
 from gavel.labels import LABELS, PRIMARY_METRIC, Task
+from gavel.layout import BenchOutput, safe_name
 
 RowsByBench = dict[str, dict[str, list[JudgedRow]]]
 
@@ -30,11 +30,6 @@ _ROW_ERRORS_SHOWN = 20
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def safe_name(name: str) -> str:
-    """A file-name-safe version of a benchmark or judge name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "unnamed"
 
 
 def _fmt(value: float | int | str | None, digits: int = 3) -> str:
@@ -163,8 +158,10 @@ def render_markdown(results: BenchResults) -> str:
     """The whole ``report.md`` text."""
     judges = _judges(results)
     meta = results.meta
+    settings = " ".join(f"{k}={v}" for k, v in meta.settings.model_dump(mode="json", exclude_none=True).items())
     info = [f"- {key}: `{value}`" for key, value in (("command", meta.command), ("date", meta.date),
-                                                      ("seed", meta.seed), ("limit", meta.limit))
+                                                      ("judge settings", settings), ("seed", meta.seed),
+                                                      ("limit", meta.limit))
             if value is not None]
     parts = ["# gavel bench report"]
     if info:
@@ -284,10 +281,10 @@ def _plot_rows(out: Path, rows: RowsByBench, results: BenchResults) -> list[Path
         task = results.benchmarks[bench].task
         if task in (Task.absolute, Task.classification):
             for judge, judge_rows in per_judge.items():
-                name = f"confusion_{safe_name(bench)}_{safe_name(judge)}.png"
-                written.append(plot_confusion(judge_rows, task, f"{bench} — {judge}", out / name))
+                name = f"confusion_{safe_name(bench)}_{safe_name(judge)}"
+                written.append(plot_confusion(judge_rows, task, f"{bench} — {judge}", BenchOutput(out).plot(name)))
         calibration = plot_calibration(per_judge, task, f"{bench}: calibration",
-                                       out / f"calibration_{safe_name(bench)}.png")
+                                       BenchOutput(out).plot(f"calibration_{safe_name(bench)}"))
         if calibration:
             written.append(calibration)
     return written
@@ -305,11 +302,11 @@ def write_report(out_dir: str | Path, results: BenchResults, rows: RowsByBench |
     overall = {j: overall_scores({b: e.judges[j] for b, e in results.benchmarks.items() if j in e.judges})
                for j in judges}
     results = results.model_copy(update={"overall": overall})
-    plots = [plot_bars(results, out / "bars.png")] if results.benchmarks else []
+    plots = [plot_bars(results, BenchOutput(out).plot("bars"))] if results.benchmarks else []
     plots += _plot_rows(out, rows or {}, results)
     results = results.model_copy(update={"plots": [p.name for p in plots]})
-    (out / "results.json").write_text(results.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    (out / "report.md").write_text(render_markdown(results), encoding="utf-8")
+    BenchOutput(out).results.write_text(results.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    BenchOutput(out).report.write_text(render_markdown(results), encoding="utf-8")
     return results
 
 

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict
 
 from gavel.judge.records import RowError
 from gavel.labels import Task
+from gavel.layout import BenchOutput
+from gavel.settings import DEFAULT_SEED, JudgeSettings
 
 Metric = float | None
 
@@ -147,14 +149,13 @@ class FormatSpread(BaseModel):
 
 
 class RunMeta(BaseModel):
-    """How the run was made."""
+    """How the run was made: the command, the judge settings (each prompt format's template set aside), ..."""
 
     command: str | None = None
     date: str | None = None
-    mode: str | None = None
-    both_orders: bool = False
+    settings: JudgeSettings = JudgeSettings()
     limit: int | None = None
-    seed: int = 0
+    seed: int = DEFAULT_SEED
     judges: list[str] = []
     formats: list[str] = ["default"]
 
@@ -173,7 +174,7 @@ def read_results(path: str | Path) -> BenchResults:
     """A ``results.json`` (or the folder holding it) as :class:`BenchResults`."""
     target = Path(path)
     if target.is_dir():
-        target = target / "results.json"
+        target = BenchOutput(target).results
     return BenchResults.model_validate_json(target.read_text(encoding="utf-8"))
 
 

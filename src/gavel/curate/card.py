@@ -8,6 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from gavel.layout import CurateOutput
+
 
 def _length_stats(values: list[int]) -> dict[str, float]:
     if not values:
@@ -137,6 +139,7 @@ def markdown(data: dict[str, Any]) -> str:
 
 def write(report, output: Path) -> dict[str, Any]:
     data = card_data(report)
-    (output / "card.json").write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (output / "card.md").write_text(markdown(data), encoding="utf-8")
+    layout = CurateOutput(output)
+    layout.card_json.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    layout.card_md.write_text(markdown(data), encoding="utf-8")
     return data

@@ -11,6 +11,9 @@ from gavel.config import ConfigError, load_yaml_model
 
 __all__ = ["ConfigError", "CurateConfig", "load_config"]
 
+from gavel.labels import Mode
+from gavel.settings import DEFAULT_SEED, JudgeSettings
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -36,6 +39,10 @@ class TeacherConfig(_Strict):
     rejected: Literal["teacher", "flipped"] = Field(
         "teacher", description="teacher: the teacher argues for a wrong verdict (the paper); flipped: the chosen "
         "critique ending in the wrong verdict, no teacher call (teaches the verdict to follow the critique)")
+
+    def judge_settings(self, template: str | None) -> JudgeSettings:
+        """The teacher's judge settings: critique mode, the mix's template, this critique length."""
+        return JudgeSettings.of(mode=Mode.critique, template=template, max_new_tokens=self.max_new_tokens)
 
 
 class RewardModelConfig(_Strict):
@@ -67,7 +74,7 @@ class DecontamConfig(_Strict):
 
 
 class CurateConfig(_Strict):
-    seed: int = 0
+    seed: int = DEFAULT_SEED
     template: str | None = Field(None, description="judge template set for prompts (training and teacher); "
                                  "None = the engine's default")
     data_root: str | None = Field(None, description="training-data root (default: ../shared/data/train)")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from gavel.judge.parsing import extract_critique, parse_output, tolerant_result
 from gavel.judge.records import Task
+from gavel.labels import Status
 
 _SENTENCE_END = re.compile(r"[.!?](?:[\"')\]]*)(?=\s|$)")
 
@@ -51,7 +52,7 @@ class Verdict:
 def check(task: Task, row: dict, target: str) -> Verdict:
     """Judge one cached teacher output row against its target verdict."""
     raw = row.get("raw_output") or ""
-    if row.get("status") in ("error", "parse_failed"):
+    if row.get("status") in (Status.error, Status.parse_failed):
         return Verdict(False, None, f"teacher {row.get('status')}")
     parsed = parse_output(task, raw)
     result = row.get("result")
@@ -59,8 +60,7 @@ def check(task: Task, row: dict, target: str) -> Verdict:
         result = parsed.result
     if result != target:
         return Verdict(False, None, "wrong verdict")
-    critique = extract_critique(raw) or ""
-    critique = re.split(r"\*\*Result", critique, maxsplit=1)[0]
+    critique = extract_critique(raw) or ""  # ends before the result tag
     stated = stated_verdicts(task, critique)
     if stated - {target}:
         return Verdict(False, None, "critique names another verdict")

@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gavel.bench.registry import LoadContext, all_benchmarks, default_data_root
+from gavel.bench.registry import all_benchmarks
 from gavel.curate.sources import Item
+from gavel.data import LoadContext, default_data_root
 from gavel.io import DataUnavailable, read_json, read_jsonl
 from gavel.judge.records import JudgeRecord
 
@@ -109,7 +110,7 @@ def build_index(n: int, names: list[str] | None = None, data_root: str | None = 
     """Index every registered benchmark (or the named ones), less ``exclude``, that loads from local data or
     the hub."""
     index = BenchmarkIndex(n=n)
-    ctx = LoadContext(data_root=default_data_root(data_root))
+    ctx = LoadContext(data_root=default_data_root(data_root), root_option="decontam.data_root in the curate config")
     registry = all_benchmarks()
     unknown = sorted(set(exclude) - set(registry))
     if unknown:

@@ -15,8 +15,8 @@ from gavel.curate.config import CurateConfig
 from gavel.curate.sources import Item
 from gavel.curate.teacher import wrong_label
 from gavel.judge.records import JudgeRecord, Task
-from gavel.judge.result import Mode, answer_text
 from gavel.judge.templates import TemplateSet
+from gavel.labels import Mode, answer_text, is_pair_label, swap_label
 
 
 def item_rng(seed: int, item_id: str) -> random.Random:
@@ -49,7 +49,7 @@ def dedup(items: list[Item]) -> tuple[list[Item], int]:
 
 def chosen_is_longer(record: JudgeRecord) -> bool | None:
     """Pairwise: whether the gold response has more words than the other; None for a tie or another task."""
-    if record.task is not Task.pairwise or record.label not in ("A", "B"):
+    if record.task is not Task.pairwise or not is_pair_label(record.label):
         return None
     a, b = len((record.response_a or "").split()), len((record.response_b or "").split())
     return None if a == b else (a > b) == (record.label == "A")
@@ -140,7 +140,7 @@ def assign_kinds(selected: dict[str, list[Item]], config: CurateConfig) -> dict[
         trusted = config.sources[s].use_source_critique
         ranked = sorted(items, key=lambda i: (not (trusted and i.critique), item_rng(config.seed, i.id).random()))
         for rank, item in enumerate(ranked):
-            kinds[item.id] = "critique" if rank < n_critique else "verdict"
+            kinds[item.id] = (Mode.critique if rank < n_critique else Mode.verdict).value
     return kinds
 
 
@@ -167,16 +167,15 @@ class Pair:
     swapped: bool = False
 
     def flipped(self) -> Pair:
-        flip = {"A": "B", "B": "A"}
         swap = lambda t: None if t is None else swap_positions(t)  # noqa: E731
         return Pair(id=self.id + ":swapped", source=self.source, task=self.task, kind=self.kind,
-                    record=self.record.swapped(), chosen_label=flip[self.chosen_label],
-                    rejected_label=flip[self.rejected_label], chosen_critique=swap(self.chosen_critique),
+                    record=self.record.swapped(), chosen_label=swap_label(self.chosen_label),
+                    rejected_label=swap_label(self.rejected_label), chosen_critique=swap(self.chosen_critique),
                     rejected_critique=swap(self.rejected_critique), swapped=True)
 
     def row(self, templates: TemplateSet) -> dict:
         """The exported row (CONTRACT.md): TRL conversational preference format plus metadata."""
-        mode = Mode.critique if self.kind == "critique" else Mode.verdict
+        mode = Mode(self.kind)
         prompt, _ = templates.render(self.record, mode)
         return {
             "prompt": [{"role": "user", "content": prompt}],

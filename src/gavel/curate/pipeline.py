@@ -17,21 +17,24 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from gavel.bench.registry import LoadContext
 from gavel.config import ConfigError
 from gavel.curate import card as card_module
 from gavel.curate.config import CurateConfig
 from gavel.curate.consistency import ConsistencyReport, check, trim_to_sentence
 from gavel.curate.decontam import build_index, record_texts
 from gavel.curate.items import from_dataset, to_dataset
-from gavel.curate.layout import DATASET, MARKER, PAIRS, READY
 from gavel.curate.mix import Pair, assign_kinds, dedup, rejected_label, select, with_orders
-from gavel.curate.sources import SOURCES, Item, default_train_root
+from gavel.curate.sources import SOURCES, Item
 from gavel.curate.teacher import TeacherCall, build_judge, make_call, run_teacher
+from gavel.data import LoadContext, default_train_root
 from gavel.io import DataUnavailable, JsonlAppender, OutputError, check_output_dir, is_empty_dir, repair_jsonl_rows
 from gavel.judge.records import RowError
-from gavel.judge.result import Mode
 from gavel.judge.templates import load_templates
+from gavel.labels import Mode, Status
+from gavel.layout import MARKER, READY, CurateOutput
+
+#: How a curate user sets the training-data root (named when there is none).
+ROOT_OPTION = "data_root in the curate config"
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +108,7 @@ def _tokenizer(name: str | None):
 
 # -- stages ---------------------------------------------------------------------------------------------
 def load_sources(config: CurateConfig, report: Report, errors_file: Path) -> list[Item]:
-    ctx = LoadContext(data_root=default_train_root(config.data_root), seed=config.seed)
+    ctx = LoadContext(data_root=default_train_root(config.data_root), seed=config.seed, root_option=ROOT_OPTION)
     items: list[Item] = []
     writer = JsonlAppender(errors_file)
     try:
@@ -197,7 +200,7 @@ def teacher_calls(selected: dict[str, list[Item]], kinds: dict[str, str], config
     calls = []
     for source, items in selected.items():
         for item in items:
-            if kinds[item.id] != "critique":
+            if kinds[item.id] != Mode.critique:
                 continue
             assert item.record.label is not None
             if not (config.sources[source].use_source_critique and item.critique):
@@ -216,8 +219,8 @@ def build_pairs(selected: dict[str, list[Item]], kinds: dict[str, str], outputs:
             assert gold is not None
             common = {"id": item.id, "source": source, "task": item.record.task.value, "record": item.record,
                       "chosen_label": gold, "rejected_label": wrong}
-            if kinds[item.id] == "verdict":
-                pairs.append(Pair(kind="verdict", chosen_critique=None, rejected_critique=None, **common))
+            if kinds[item.id] == Mode.verdict:
+                pairs.append(Pair(kind=Mode.verdict.value, chosen_critique=None, rejected_critique=None, **common))
                 continue
             critiques = {}
             for role, target in (("chosen", gold), ("rejected", wrong)):
@@ -229,12 +232,12 @@ def build_pairs(selected: dict[str, list[Item]], kinds: dict[str, str], outputs:
                         critiques[role] = critiques["chosen"]
                     continue
                 row = outputs.get(f"{item.id}#{role}")
-                verdict = check(item.record.task, row or {"status": "error"}, target)
+                verdict = check(item.record.task, row or {"status": Status.error.value}, target)
                 report.consistency.add(source, role, verdict, (row or {}).get("status", "missing"))
                 if verdict.kept:
                     critiques[role] = verdict.critique
             if len(critiques) == 2:
-                pairs.append(Pair(kind="critique", chosen_critique=critiques["chosen"],
+                pairs.append(Pair(kind=Mode.critique.value, chosen_critique=critiques["chosen"],
                                   rejected_critique=critiques["rejected"], **common))
     return pairs
 
@@ -270,11 +273,12 @@ def run(config: CurateConfig, output: str | Path, *, only_source: str | None = N
     output = Path(output)
     if only_source is not None:
         config = config.only(only_source)
-    work = Path(config.work_dir) if config.work_dir else output / "work"
+    layout = CurateOutput(output)
+    work = Path(config.work_dir) if config.work_dir else layout.work
     check_output(output, work)
     check_inputs(config)
     output.mkdir(parents=True, exist_ok=True)
-    (output / MARKER).write_text(json.dumps({"gavel_curate": 1}) + "\n", encoding="utf-8")
+    layout.marker.write_text(json.dumps({"gavel_curate": 1}) + "\n", encoding="utf-8")
     work.mkdir(parents=True, exist_ok=True)
     report = Report(config=config.model_dump(mode="json"))
     started = time.perf_counter()
@@ -334,18 +338,18 @@ def run(config: CurateConfig, output: str | Path, *, only_source: str | None = N
         stage.after = {"rows": len(rows)}
     report.extra["wall_seconds_total"] = time.perf_counter() - started
     card_module.write(report, output)
-    (output / READY).touch()  # last: the folder is complete
+    CurateOutput(output).ready.touch()  # last: the folder is complete
     return report
 
 
 def check_output(output: Path, work: Path) -> None:
     """Refuse an output that is finished (READY), cannot be written, or is a non-empty folder gavel did not
     write (no marker): nothing the user wrote is overwritten."""
-    if (output / READY).exists():
+    if CurateOutput(output).finished:
         raise OutputFrozen(f"{output} already holds a finished mix ({READY}); write to another folder")
     for folder in (output, work):
         check_output_dir(folder)
-    if not is_empty_dir(output) and not (output / MARKER).exists():
+    if not is_empty_dir(output) and not CurateOutput(output).marker.exists():
         raise OutputError(f"output {output} is a folder that gavel curate did not write (no {MARKER} in it); "
                           "choose a new or empty folder")
 
@@ -376,7 +380,7 @@ def _run_teacher(calls: list[TeacherCall], cache: Path, config: CurateConfig, co
         task = progress.add_task("teacher", total=len(calls))
 
         def factory():
-            return build_judge(config.teacher.model, config.teacher.max_new_tokens, config.template)
+            return build_judge(config.teacher.model, config.teacher.judge_settings(config.template))
 
         def advance(_result) -> None:
             progress.advance(task)
@@ -392,8 +396,9 @@ def export(rows: list[dict], output: Path) -> None:
 
     clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     output.mkdir(parents=True, exist_ok=True)
-    with (output / PAIRS).open("w", encoding="utf-8") as handle:
+    layout = CurateOutput(output)
+    with layout.pairs.open("w", encoding="utf-8") as handle:
         for row in clean:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     dataset = datasets.Dataset.from_list(clean)  # never empty: an empty mix stops the run before export
-    dataset.save_to_disk(str(output / DATASET))
+    dataset.save_to_disk(str(layout.dataset))

@@ -3,7 +3,8 @@
 An adapter reads one public data set (a local copy, or its hub id when a hub is reachable) and yields,
 per source row, either an :class:`Item` (a judge record with its gold verdict and, where the source has
 one, a trusted critique) or a :class:`RowError` naming file, row and field. Sources use the same
-``LoadContext`` as benchmarks, rooted at the training-data folder.
+:class:`~gavel.data.LoadContext` as benchmarks, rooted at the training-data folder (:mod:`gavel.data`), and
+place pairs with :func:`gavel.data.place_pair`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from gavel.bench.registry import LoadContext, default_data_root
+from gavel.data import LoadContext
 from gavel.judge.records import JudgeRecord, RowError, Task, first_error, validate_row
 from gavel.registry import Registry
 
@@ -66,14 +67,6 @@ def register(name: str, tasks: tuple[Task, ...], description: str, **kwargs) -> 
         return adapter
 
     return wrap
-
-
-def default_train_root(explicit: str | Path | None = None) -> Path | None:
-    """--data-root, else the ``train`` folder beside the benchmark data root."""
-    if explicit:
-        return Path(explicit)
-    bench = default_data_root()
-    return None if bench is None else bench.parent / "train"
 
 
 # -- helpers for adapters -------------------------------------------------------------------------------

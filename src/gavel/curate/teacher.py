@@ -16,10 +16,11 @@ from pathlib import Path
 
 from gavel.io import repair_jsonl_rows
 from gavel.judge.engine import Judge
-from gavel.judge.records import LABELS, JudgeRecord, LoadedRow, Task
-from gavel.judge.result import Mode
-from gavel.judge.runner import run_records
+from gavel.judge.records import JudgeRecord, LoadedRow, Task
+from gavel.judge.runner import run_records, write_errors
 from gavel.judge.templates import Template, TemplateSet, load_templates
+from gavel.labels import Mode, opposite
+from gavel.settings import JudgeSettings
 
 TARGET_FIELD = "teacher_target"
 
@@ -56,7 +57,7 @@ def wrong_label(task: Task, gold: str, rng: random.Random) -> str:
     1 -> 3, 2 -> 4, 4 -> 2, 5 -> 3, and 3 -> 1 or 5 at random: clearly wrong, yet not absurd.
     """
     if task is not Task.absolute:
-        return next(label for label in LABELS[task] if label != gold)
+        return opposite(task, gold)
     score = int(gold)
     if score == 3:
         return rng.choice(("1", "5"))
@@ -78,9 +79,10 @@ def make_call(item_id: str, record: JudgeRecord, role: str, target: str) -> Teac
     return TeacherCall(id=call_id, item_id=item_id, role=role, target=target, record=JudgeRecord.model_validate(data))
 
 
-def build_judge(model: str | None, max_new_tokens: int, template: str | None) -> Judge:
-    return Judge(model, mode=Mode.critique, template=TeacherTemplates(load_templates(template)),
-                 max_new_tokens=max_new_tokens)
+def build_judge(model: str | None, settings: JudgeSettings) -> Judge:
+    """The teacher: a judge in critique mode whose prompts name the verdict to reach."""
+    critique = JudgeSettings.of(settings, mode=Mode.critique)
+    return Judge(model, critique, templates=TeacherTemplates(load_templates(critique.template)))
 
 
 def run_teacher(calls: list[TeacherCall], cache: Path, judge_factory: Callable[[], Judge],
@@ -96,10 +98,6 @@ def run_teacher(calls: list[TeacherCall], cache: Path, judge_factory: Callable[[
         judge = judge_factory()
         rows = (LoadedRow(row=i, record=c.record) for i, c in enumerate(todo, start=1))
         summary = run_records(judge, rows, cache, source="teacher", on_result=on_result)
-        if summary.row_errors:
-            errors = cache.with_suffix(".errors.jsonl")
-            with errors.open("a", encoding="utf-8") as handle:
-                for error in summary.row_errors:
-                    handle.write(error.model_dump_json() + "\n")
+        write_errors(cache, summary.row_errors)
         cached = {row["id"]: row for row in repair_jsonl_rows(cache) if "id" in row}
     return {c.id: cached[c.id] for c in calls if c.id in cached}

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from gavel.backends.base import REPETITION_PENALTY, Backend, Reply, Request
+from gavel.backends.base import Backend, Reply, Request
 from gavel.backends.identity import ModelIdentity
 from gavel.judge.parsing import Parsed, parse_output
 from gavel.judge.records import LABELS, JudgeRecord, Rubric, Task, validate_row
 from gavel.judge.result import JudgeResult, Mode, Status, expected_score
 from gavel.judge.templates import TemplateError, TemplateSet, load_templates
-from gavel.labels import swap_label
+from gavel.labels import TIE, swap_label
+from gavel.settings import JudgeSettings
 
 log = logging.getLogger(__name__)
 
@@ -40,34 +43,33 @@ def as_record(value: JudgeRecord | dict, row: int) -> JudgeRecord:
 
 
 class Judge:
-    """A judge model with a prompt template and a mode.
+    """A judge model run with :class:`~gavel.settings.JudgeSettings` (mode, template, both orders, ...).
 
     >>> judge = Judge()                      # gavel's trained judge: SmolLM2-135M + LoRA, llama.cpp
     >>> judge.compare("2+2?", "4", "5").result
+    >>> Judge("smollm2", JudgeSettings(mode="verdict"), both_orders=True)   # settings, then changes to them
+
+    ``templates`` replaces the template set that ``settings.template`` names (the curation teacher's own set).
+    Settings out of range raise :class:`~gavel.settings.SettingsError` before the model loads.
     """
 
-    def __init__(
-        self,
-        model: str | Backend | None = None,
-        *,
-        mode: Mode | str = Mode.critique,
-        template: str | TemplateSet | None = None,
-        both_orders: bool = False,
-        max_new_tokens: int = 512,
-        repetition_penalty: float = REPETITION_PENALTY,
-        retries: int = 0,
-    ) -> None:
+    def __init__(self, model: str | Backend | None = None, settings: JudgeSettings | None = None, *,
+                 templates: TemplateSet | None = None, **changes: Any) -> None:
         from gavel.backends import load_backend
 
+        self.settings = JudgeSettings.of(settings, **changes)
+        self.templates = templates or load_templates(self.settings.template)
         self.backend = model if isinstance(model, Backend) else load_backend(model)
-        self.mode = Mode(mode)
-        self.templates = template if isinstance(template, TemplateSet) else load_templates(template)
-        self.both_orders = both_orders
-        self.max_new_tokens = max_new_tokens
-        self.repetition_penalty = repetition_penalty
-        self.retries = retries
         self._warned_reference = False
         self._warned_position = False
+
+    @property
+    def mode(self) -> Mode:
+        return self.settings.mode
+
+    @property
+    def both_orders(self) -> bool:
+        return self.settings.both_orders
 
     @property
     def model_name(self) -> str:
@@ -117,31 +119,34 @@ class Judge:
         order. A dict that is not a valid record raises ValueError naming its row (from 1) and field."""
         return list(self.judge_iter(records))
 
-    def judge_iter(self, records: Iterable[JudgeRecord | dict], batch_size: int | None = None
-                   ) -> Iterator[JudgeResult]:
-        """Judge records lazily, a backend batch at a time."""
-        size = batch_size or max(1, self.backend.batch_size // (2 if self.both_orders else 1))
-        batch: list[JudgeRecord] = []
-        for row, record in enumerate(records, start=1):
-            batch.append(as_record(record, row))
-            if len(batch) >= size:
-                yield from self._judge_batch(batch)
-                batch = []
-        if batch:
-            yield from self._judge_batch(batch)
+    def judge_iter(self, records: Iterable[JudgeRecord | dict]) -> Iterator[JudgeResult]:
+        """Judge records lazily, in input order, each result as soon as it and those before it are back.
 
-    def _judge_batch(self, records: list[JudgeRecord]) -> list[JudgeResult]:
-        prepared = [self._prepare(r) for r in records]
-        requests = [req for p in prepared if p.error is None for req in p.requests]
-        replies = iter(self._run_with_retries(requests))
-        results = []
-        for item in prepared:
-            if item.error is not None:
-                results.append(self._failed(item, item.error))
-                continue
-            item_replies = [next(replies) for _ in item.requests]
-            results.append(self._combine(item, item_replies))
-        return results
+        Requests stream to the backend, which keeps its batch full (refilling as items finish).
+        """
+        queue: deque[_Prepared] = deque()  # prepared, requests handed to the backend, result not yet out
+
+        def requests() -> Iterator[Request]:
+            for row, record in enumerate(records, start=1):
+                item = self._prepare(as_record(record, row))
+                queue.append(item)
+                if item.error is None:
+                    yield from item.requests
+
+        replies = self.backend.stream(requests())
+        while True:
+            while queue and queue[0].error is not None:
+                item = queue.popleft()
+                yield self._failed(item, item.error or "")
+            first = next(replies, None)
+            if first is None:
+                break
+            item = queue.popleft()
+            item_replies = [first, *(next(replies) for _ in item.requests[1:])]
+            yield self._combine(item, self._retry(item.requests, item_replies))
+        while queue:  # items after the last request: only failed ones remain
+            item = queue.popleft()
+            yield self._failed(item, item.error or "")
 
     def _prepare(self, record: JudgeRecord) -> _Prepared:
         orders = [record, record.swapped()] if self.both_orders and record.task is Task.pairwise else [record]
@@ -159,22 +164,21 @@ class Judge:
             self._warned_reference = True
         requests = [
             Request(messages=[{"role": "user", "content": text}], labels=record.labels,
-                    critique=self.mode is Mode.critique, max_new_tokens=self.max_new_tokens,
-                    repetition_penalty=self.repetition_penalty)
+                    critique=self.mode is Mode.critique, max_new_tokens=self.settings.max_new_tokens,
+                    repetition_penalty=self.settings.repetition_penalty)
             for text, _ in rendered
         ]
         return _Prepared(record=record, requests=requests, template=template.name)
 
-    def _run_with_retries(self, requests: list[Request]) -> list[Reply]:
-        if not requests:
-            return []
-        replies = self.backend.run(requests)
-        for attempt in range(1, self.retries + 1):
+    def _retry(self, requests: list[Request], replies: list[Reply]) -> list[Reply]:
+        """Re-ask (sampling) the requests whose verdict could not be read, up to `retries` times."""
+        for attempt in range(1, self.settings.retries + 1):
             todo = [i for i, (req, rep) in enumerate(zip(requests, replies, strict=True))
                     if not rep.input_error and _verdict(req, rep)[0] is None]
             if not todo:
                 break
-            again = self.backend.run([_with_temperature(requests[i], 0.7) for i in todo])
+            again = self.backend.run([replace(requests[i], temperature=self.settings.retry_temperature)
+                                      for i in todo])
             for i, reply in zip(todo, again, strict=True):
                 reply.attempts = attempt + 1
                 replies[i] = reply
@@ -213,14 +217,12 @@ class Judge:
             return first if first.status is Status.error else second
         probs = None
         if first.probabilities and second.probabilities:
-            probs = {
-                "A": (first.probabilities["A"] + second.probabilities["B"]) / 2,
-                "B": (first.probabilities["B"] + second.probabilities["A"]) / 2,
-            }
+            probs = {label: (first.probabilities[label] + second.probabilities[swap_label(label)]) / 2
+                     for label in LABELS[Task.pairwise]}
         if probs is not None:
-            result = "A" if probs["A"] >= probs["B"] else "B"
+            result = max(probs, key=probs.__getitem__)  # A on a tie of probabilities
         elif first.result is not None and second_result is not None:
-            result = first.result if first.result == second_result else "tie"
+            result = first.result if first.result == second_result else TIE
         else:
             result = first.result or second_result
         # the weaker status among the orders that gave a result (an unreadable order shows in result_by_order)
@@ -274,7 +276,3 @@ def _verdict(request: Request, reply: Reply, parsed: Parsed | None = None) -> tu
 
 def _task_of(labels: tuple[str, ...]) -> Task:
     return next(task for task, allowed in LABELS.items() if allowed == labels)
-
-
-def _with_temperature(request: Request, temperature: float) -> Request:
-    return replace(request, temperature=temperature)

@@ -11,22 +11,25 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gavel.labels import Task, canonical_label
+from gavel.labels import REASONING_WORD, RESULT_TAG, RESULT_WORD, Task, canonical_label
 
-_STRICT_RESULT = re.compile(r"\*\*Result:\*\*[ \t]*([A-Za-z0-9]+)[ \t]*$", re.MULTILINE)
+_STRICT_RESULT = re.compile(re.escape(RESULT_TAG) + r"[ \t]*([A-Za-z0-9]+)[ \t]*$", re.MULTILINE)
 # Tolerant: one whole line. Optional markdown around "Result"/"Verdict"/"Score"/"Answer"/..., any case,
 # ":" or "-" or "=", or a bracketed tag ("[RESULT] 3"); then the value alone, optionally bracketed, quoted
 # or bold, "Response A", "4/5", "4 out of 5", a trailing period.
 _TOLERANT_LINE = re.compile(
     r"""(?:.*?[.!?:]\s+)??                                  # a sentence may precede a bracketed tag
-        (?:\*\*|__|\#+\s*)?\[?\s*(?:final\s+)?(?:result|verdict|score|answer|judg(?:e)?ment|decision)\s*
+        (?:\*\*|__|\#+\s*)?\[?\s*(?:final\s+)?(?:{result}|verdict|score|answer|judg(?:e)?ment|decision)\s*
         (?:\][ \t]*[:\-=]?|(?:\*\*|__)?\s*[:\-=])\s*(?:\*\*|__)?\s*
         [\[\("'`*]*\s*(?:response|output|assistant)?\s*
         (?P<value>[A-Za-z]+|\d(?:\.\d+)?)
-        \s*(?:/\s*5|out\s+of\s+5)?[\]\)"'`*]*\s*\.?\s*""",
+        \s*(?:/\s*5|out\s+of\s+5)?[\]\)"'`*]*\s*\.?\s*""".replace("{result}", RESULT_WORD.lower()),
     re.IGNORECASE | re.VERBOSE,
 )
-_REASONING = re.compile(r"\*\*Reasoning:?\*\*:?\s*(.*?)(?=\*\*Result|\Z)", re.DOTALL | re.IGNORECASE)
+# A critique runs from the reasoning tag (any spelling) to the bold result tag (any spelling); without a
+# reasoning tag, everything before the result tag or a plain ``Result:``.
+_REASONING = re.compile(rf"\*\*{REASONING_WORD}:?\*\*:?\s*(.*?)(?=\*\*{RESULT_WORD}|\Z)", re.DOTALL | re.IGNORECASE)
+_BEFORE_RESULT = re.compile(rf"\*\*{RESULT_WORD}|\b{RESULT_WORD}\s*:", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ def extract_critique(text: str) -> str | None:
     match = _REASONING.search(text)
     if match:
         return match.group(1).strip() or None
-    before = re.split(r"\*\*Result|\bResult\s*:", text, maxsplit=1, flags=re.IGNORECASE)[0].strip()
+    before = _BEFORE_RESULT.split(text, maxsplit=1)[0].strip()
     return before or None
 
 

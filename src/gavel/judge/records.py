@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from gavel.io import iter_jsonl
 from gavel.labels import LABELS, Task, normalise_label, swap_label
 
 #: What one level of a rubric means (absent: a generic description is filled in).
@@ -225,9 +226,6 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value)
 
 
-_BOM = b"\xef\xbb\xbf"
-
-
 class _BadRow:
     """A row that could not even be decoded, with the field at fault where there is one."""
 
@@ -237,22 +235,9 @@ class _BadRow:
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    """Rows of a JSONL file, decoded line by line: a bad line is a row error, the others carry on."""
-    with path.open("rb") as handle:
-        for number, data in enumerate(handle, start=1):
-            if number == 1:
-                data = data.removeprefix(_BOM)
-            try:
-                line = data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield number, _BadRow(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at byte {exc.start + 1})")
-                continue
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield number, _BadRow(f"invalid JSON at column {exc.colno}: {exc.msg}")
+    """Rows of a JSONL file (gavel.io's reader): a bad line is a row error, the others carry on."""
+    for number, row, error in iter_jsonl(path):
+        yield number, (_BadRow(error) if error is not None else row)
 
 
 def _read_table(path: Path) -> Iterator[tuple[int, Any]]:

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel
 
-from gavel.backends.base import REASONING_TAG, RESULT_TAG
 from gavel.judge.records import JudgeRecord, Task, record_to_dict
-from gavel.labels import SCORED, Status
-
-
-class Mode(str, Enum):
-    critique = "critique"
-    verdict = "verdict"
+from gavel.labels import SCORED, Mode, Status
 
 
 class JudgeResult(BaseModel):
@@ -63,18 +56,6 @@ def output_row(record: JudgeRecord, result: JudgeResult) -> dict[str, Any]:
     row = record_to_dict(record)
     row.update(result.model_dump(mode="json"))
     return row
-
-
-def answer_text(label: str, critique: str | None = None) -> str:
-    """The assistant text a judge gives: ``**Reasoning:** <critique>\n\n**Result:** X``, or the result alone.
-
-    This is what the local backends' continuation plus the verdict token reproduce at inference, and what
-    curated training pairs hold as chosen/rejected answers.
-    """
-    result = f"{RESULT_TAG} {label}"
-    if critique is None:
-        return result
-    return f"{REASONING_TAG} {critique.strip()}\n\n{result}"
 
 
 def expected_score(probabilities: dict[str, float]) -> float:

@@ -22,18 +22,20 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gavel import io
 from gavel.backends.identity import ModelIdentity
 from gavel.io import (
     JsonlAppender,
     OutputError,
     check_output_path,
-    complete_lines,
+    iter_jsonl,
     repair_jsonl_rows,
     write_text_atomic,
 )
 from gavel.judge.engine import Judge
 from gavel.judge.records import JudgeRecord, LoadedRow, RowError, read_rows
 from gavel.judge.result import JudgeResult, Status, output_row
+from gavel.layout import ERRORS_SUFFIX, SETTINGS_SUFFIX, sidecar
 
 
 @dataclass
@@ -72,27 +74,19 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 def errors_path(output: Path) -> Path:
-    return _sidecar(output, ".errors.jsonl")
+    return sidecar(output, ERRORS_SUFFIX)
 
 
 def settings_path(output: Path) -> Path:
     """Where the settings of the run that wrote `output` are kept."""
-    return _sidecar(output, ".run.json")
-
-
-def _sidecar(output: Path, suffix: str) -> Path:
-    return output.with_name(output.name + suffix) if output.suffix != ".jsonl" else output.with_suffix(suffix)
+    return sidecar(output, SETTINGS_SUFFIX)
 
 
 def run_settings(judge: Judge, extra: dict | None = None) -> dict:
     """What makes results comparable: a resumed run must use the same."""
-    settings = {"model": judge.model_name, "mode": judge.mode.value, "template": judge.templates.name,
-                "both_orders": judge.both_orders}
+    settings = {"model": judge.model_name, "template": judge.templates.name} | judge.settings.run_identity()
     if judge.model_identity is not None:
         settings[IDENTITY] = judge.model_identity.model_dump(mode="json")
-    if judge.mode.value == "critique":
-        settings["max_new_tokens"] = judge.max_new_tokens
-        settings["repetition_penalty"] = judge.repetition_penalty
     return settings | (extra or {})
 
 
@@ -103,12 +97,8 @@ IDENTITY = "model_identity"
 def read_results(output: Path) -> list[dict]:
     """The result lines of an output, one per id (the first one written), torn tail and junk left out."""
     rows, seen = [], set()
-    for line in complete_lines(output) if output.exists() else []:
-        try:
-            row = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if isinstance(row, dict) and "id" in row and str(row["id"]) not in seen:
+    for _, row, _error in iter_jsonl(output, complete_only=True) if output.exists() else []:
+        if row is not None and "id" in row and str(row["id"]) not in seen:
             seen.add(str(row["id"]))
             rows.append(row)
     return rows
@@ -145,7 +135,7 @@ def open_output(output: Path, settings: dict, *, force: bool = False, inputs: It
         rows = repair_jsonl_rows(output)
         stale = _stale_ids(rows, current or {})
         if stale:
-            writer.rewrite([line for line in complete_lines(output) if _line_id(line) not in stale])
+            writer.rewrite([row for row in rows if str(row.get("id")) not in stale])
         done = {str(row["id"]) for row in rows if "id" in row} - stale
         write_text_atomic(settings_path(output), json.dumps({"gavel_output": 1, "settings": settings}, indent=1))
     except BaseException:
@@ -158,14 +148,6 @@ def _stale_ids(rows: list[dict], current: dict[str, str]) -> set[str]:
     """Ids whose result was written for other content than the item now has (results without a hash stay)."""
     return {str(row["id"]) for row in rows if "id" in row and row.get("input_hash")
             and current.get(str(row["id"]), row["input_hash"]) != row["input_hash"]}
-
-
-def _line_id(line: bytes) -> str | None:
-    try:
-        row = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return str(row["id"]) if isinstance(row, dict) and "id" in row else None
 
 
 def _check_ours(output: Path, settings: dict, force: bool) -> None:
@@ -198,14 +180,9 @@ def _changes(key: str, then: object, now: object) -> list[str]:
 
 def _legacy_settings(output: Path) -> dict:
     """An output without a settings file: accepted only when every complete line is a gavel result."""
-    lines = complete_lines(output)
     rows = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            row = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            row = None
-        if not (isinstance(row, dict) and {"id", "status", "model", "mode", "template"} <= row.keys()):
+    for number, row, _error in iter_jsonl(output, complete_only=True):
+        if not (row is not None and {"id", "status", "model", "mode", "template"} <= row.keys()):
             raise OutputError(f"{output} exists and is not a gavel output (line {number} is not a result); "
                               "choose another --output")
         rows.append(row)
@@ -299,15 +276,8 @@ def _count(summary: RunSummary, result: JudgeResult) -> None:
 
 
 def write_errors(output: Path, errors: list[RowError]) -> Path | None:
-    """Rewrite the error file for this run (removed when there are none)."""
-    path = errors_path(output)
-    if not errors:
-        path.unlink(missing_ok=True)
-        return None
-    with path.open("w", encoding="utf-8") as handle:
-        for error in errors:
-            handle.write(error.model_dump_json() + "\n")
-    return path
+    """Rewrite the error file of `output` for this run (removed when there are none)."""
+    return io.write_errors(errors_path(output), errors)
 
 
 def run_file(judge: Judge, source: str | Path, output: Path, **kwargs) -> RunSummary:

@@ -28,7 +28,7 @@ import jinja2
 import yaml
 
 from gavel.judge.records import JudgeRecord, Task
-from gavel.judge.result import Mode
+from gavel.labels import Mode, answer_text
 
 PLACEHOLDERS = (
     "user_input",
@@ -58,13 +58,10 @@ _REASONING_SPELLING = {
 
 def output_format(task: Task, mode: Mode) -> str:
     """The output-format instruction for a task: critique then result, or the result alone."""
-    verdict = _VERDICT_SPELLING[task]
+    verdict = f"<{_VERDICT_SPELLING[task]}>"
     if mode is Mode.verdict:
-        return f"Your reply must strictly follow this format, with nothing else:\n**Result:** <{verdict}>"
-    return (
-        "Your reply must strictly follow this format:\n"
-        f"**Reasoning:** <{_REASONING_SPELLING[task]}>\n\n**Result:** <{verdict}>"
-    )
+        return f"Your reply must strictly follow this format, with nothing else:\n{answer_text(verdict)}"
+    return f"Your reply must strictly follow this format:\n{answer_text(verdict, f'<{_REASONING_SPELLING[task]}>')}"
 
 
 def template_values(record: JudgeRecord, mode: Mode) -> dict[str, str]:

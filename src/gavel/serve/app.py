@@ -6,7 +6,6 @@ Errors reach a client as ``{"detail": one line, "field": the field at fault}``, 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import time
@@ -25,7 +24,7 @@ from gavel.judge.records import JudgeRecord
 from gavel.judge.reward import reward_from_result
 from gavel.judge.templates import builtin_names
 from gavel.serve.batcher import Job, QueueFull, ShuttingDown
-from gavel.serve.config import public_limits
+from gavel.serve.config import Limits, public_limits
 from gavel.serve.schemas import (
     BackendReply,
     GenerateBody,
@@ -63,7 +62,7 @@ def _error(status: int, detail: str, field: str | None = None, headers: dict[str
     return JSONResponse({"detail": detail, "field": field}, status_code=status, headers=headers)
 
 
-def create_app(service: JudgeService) -> FastAPI:
+def create_app(service: JudgeService) -> ASGIApp:
     """The ASGI app over a loaded service."""
     config = service.config
     limits = config.limits
@@ -141,8 +140,8 @@ def create_app(service: JudgeService) -> FastAPI:
         info = service.backend.info
         card = ModelCard(id=info.name, spec=service.spec, kind=info.kind, identity=info.identity,
                          context_length=info.context_length)
-        settings = json.loads(service.settings_key({}))
-        return ModelsResponse(data=[card], settings=settings, limits=public_limits(config))
+        return ModelsResponse(data=[card], settings=service.settings.model_dump(mode="json"),
+                              limits=public_limits(config))
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -184,7 +183,7 @@ def _strings(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     return []
 
 
-def _checked_settings(options: JudgeOptions | None, limits) -> dict[str, Any]:
+def _checked_settings(options: JudgeOptions | None, limits: Limits) -> dict[str, Any]:
     """The request's settings within the server's limits (a template must be a built-in set)."""
     if options is None:
         return {}
@@ -337,9 +336,6 @@ class _Observed:
         self.app = app
         self.service = service
         self.paths = paths
-
-    def __getattr__(self, name: str) -> Any:  # the FastAPI app's attributes (routes, openapi) stay reachable
-        return getattr(self.app, name)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -11,6 +11,7 @@ from gavel.backends.identity import ModelIdentity
 from gavel.judge.records import JudgeRecord
 from gavel.judge.result import JudgeResult, Mode
 from gavel.labels import LABELS, Task
+from gavel.settings import setting_type
 
 
 class JudgeOptions(BaseModel):
@@ -21,9 +22,9 @@ class JudgeOptions(BaseModel):
     mode: Mode | None = None
     template: str | None = Field(None, description="A built-in template set (files are not read)")
     both_orders: bool | None = None
-    max_new_tokens: int | None = Field(None, ge=1)
-    repetition_penalty: float | None = Field(None, ge=1.0, le=2.0)
-    retries: int | None = Field(None, ge=0)
+    max_new_tokens: setting_type("max_new_tokens") | None = None
+    repetition_penalty: setting_type("repetition_penalty") | None = None
+    retries: setting_type("retries") | None = None
 
 
 class JudgeBody(BaseModel):
@@ -109,9 +110,9 @@ class BackendRequest(BaseModel):
     messages: list[Message] = Field(min_length=1, max_length=8)
     labels: tuple[str, ...]
     critique: bool
-    max_new_tokens: int = Field(ge=1)
+    max_new_tokens: setting_type("max_new_tokens")
     temperature: float = Field(ge=0.0, le=2.0)
-    repetition_penalty: float = Field(ge=1.0, le=2.0)
+    repetition_penalty: setting_type("repetition_penalty")
 
     @model_validator(mode="after")
     def _known_labels(self) -> BackendRequest:
@@ -151,9 +152,6 @@ class BackendReply(BaseModel):
         return cls(text=reply.text, label_probs=reply.label_probs, forced=reply.forced,
                    prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
                    latency_s=reply.latency_s, error=reply.error, input_error=reply.input_error)
-
-    def to_reply(self) -> Reply:
-        return Reply(**self.model_dump())
 
 
 class GenerateResponse(BaseModel):

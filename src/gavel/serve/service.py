@@ -6,10 +6,9 @@ Stateless apart from the model: nothing a request leaves behind changes another'
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+from collections import OrderedDict
 from collections.abc import Hashable
-from enum import Enum
 from typing import Any
 
 from gavel.backends import Backend, Reply, Request
@@ -20,11 +19,14 @@ from gavel.labels import Status
 from gavel.serve.batcher import Batcher, Job
 from gavel.serve.config import ServeConfig
 from gavel.serve.metrics import Metrics
+from gavel.settings import JudgeSettings
 
 log = logging.getLogger(__name__)
 
 #: The batch key of rendered backend requests (``/v1/generate``); judge batches are keyed by their settings.
 _GENERATE = "generate"
+#: Judges (one per distinct request settings) kept between batches; clients cannot grow this without bound.
+_JUDGES_KEPT = 16
 #: What a client reads when the model failed on its item (the details stay in the server log).
 ITEM_FAILED = "the model failed on this item (see the server log)"
 
@@ -32,13 +34,13 @@ ITEM_FAILED = "the model failed on this item (see the server log)"
 class JudgeService:
     """A backend shared by every request, served through a micro-batching worker."""
 
-    def __init__(self, backend: Backend, spec: str | None, settings: dict[str, Any], config: ServeConfig) -> None:
+    def __init__(self, backend: Backend, spec: str | None, settings: JudgeSettings, config: ServeConfig) -> None:
         self.backend = backend
         self.spec = spec or "default"
-        self.settings = dict(settings)
+        self.settings = settings
         self.config = config
         self.metrics = Metrics()
-        self._judges: dict[str, Judge] = {}
+        self._judges: OrderedDict[str, Judge] = OrderedDict()
         self.batcher = Batcher(self._run_batch, self._item_failure, max_batch=config.max_batch,
                                max_wait_s=config.max_wait_s, max_queue=config.max_queue,
                                on_batch=self.metrics.batch_size.observe)
@@ -46,9 +48,8 @@ class JudgeService:
 
     # -- submitting work ----------------------------------------------------------------------------
     def settings_key(self, overrides: dict[str, Any]) -> str:
-        """The batch key of judge settings: the server's, with the request's overrides."""
-        merged = {**self.settings, **overrides}
-        return json.dumps({k: v.value if isinstance(v, Enum) else v for k, v in merged.items()}, sort_keys=True)
+        """The batch key of judge settings: the server's, with a request's overrides (already checked)."""
+        return JudgeSettings.of(self.settings, **overrides).model_dump_json()
 
     def submit_records(self, records: list[JudgeRecord], key: str) -> Job:
         return self.batcher.submit(key, records)
@@ -71,9 +72,13 @@ class JudgeService:
         return results
 
     def _judge(self, key: str) -> Judge:
-        if key not in self._judges:
-            settings = json.loads(key)
-            self._judges[key] = Judge(self.backend, **settings)
+        """The judge of these settings over the shared backend (the most recently used few are kept)."""
+        if key in self._judges:
+            self._judges.move_to_end(key)
+        else:
+            self._judges[key] = Judge(self.backend, JudgeSettings.model_validate_json(key))
+            while len(self._judges) > _JUDGES_KEPT:
+                self._judges.popitem(last=False)
         return self._judges[key]
 
     def _item_failure(self, key: Hashable, item: Any, exc: BaseException) -> Any:

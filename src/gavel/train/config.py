@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gavel.config import ConfigError, read_yaml_mapping, validate_model
+from gavel.settings import DEFAULT_SEED
 
 #: Spec of the embedded base model (SmolLM2-135M-Instruct, dequantized from its GGUF).
 EMBEDDED_BASE = "smollm2"
@@ -52,7 +53,7 @@ class TrainConfig(BaseModel):
     weight_decay: float = 0.0
     max_length: int = Field(768, ge=16, description="prompt + answer tokens; longer pairs are dropped, not cut")
     limit: int | None = Field(None, ge=1, description="train on the first N pairs only")
-    seed: int = 42
+    seed: int = DEFAULT_SEED
     # work-saving and hardware options
     precompute_ref_log_probs: bool = False
     group_by_length: bool = Field(False, description="batches of similar length (less padding when batch_size > 1)")

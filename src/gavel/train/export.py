@@ -15,6 +15,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from gavel.layout import TrainOutput
+
 #: The system prompt SmolLM2's chat template adds when the conversation has none (Ollama needs it spelled out).
 SMOLLM2_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
@@ -94,16 +96,17 @@ def write_modelfile(out: Path, base_gguf: Path, adapter_gguf: Path | None, syste
 def export(output_dir: Path, base: Path, base_gguf: Path | None, method: str, gguf: bool = True) -> Exported:
     """Everything for one finished run: merged folder, GGUF and Modelfile, beside the trained weights."""
     result = Exported()
+    layout = TrainOutput(output_dir)
     if method == "lora":
-        adapter = output_dir / "adapter"
-        result.merged = merge_lora(base, adapter, output_dir / "merged")
+        adapter = layout.trained(method)
+        result.merged = merge_lora(base, adapter, layout.merged)
         if gguf:
-            result.gguf = adapter_to_gguf(adapter, base, output_dir / "adapter.gguf")
+            result.gguf = adapter_to_gguf(adapter, base, layout.gguf(method))
             if base_gguf is not None:
                 result.modelfile = write_modelfile(output_dir / "Modelfile", base_gguf, result.gguf)
     else:
-        result.merged = output_dir / "model"
+        result.merged = layout.trained(method)
         if gguf:
-            result.gguf = model_to_gguf(result.merged, output_dir / "model.gguf")
+            result.gguf = model_to_gguf(result.merged, layout.gguf(method))
             result.modelfile = write_modelfile(output_dir / "Modelfile", result.gguf, None)
     return result

@@ -8,6 +8,7 @@ gavel.train.trainer), ``bench-verdict/`` and ``bench-critique/`` (gavel bench fo
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gavel.bench.baselines import BASELINES
 from gavel.config import ConfigError, read_yaml_mapping, validate_model, with_changes
-from gavel.curate.config import load_config
-from gavel.curate.layout import READY
+from gavel.curate.config import CurateConfig, load_config
+from gavel.data import default_data_root
+from gavel.labels import Mode, Status
+from gavel.layout import READY, BenchOutput, CurateOutput, RecipeOutput, TrainOutput
+from gavel.settings import DEFAULT_SEED, JudgeSettings
 from gavel.train.config import EMBEDDED_BASE, TrainConfig, resolve_paths
 
+log = logging.getLogger(__name__)
 
 class CurateStage(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -34,11 +39,11 @@ class BenchStage(BaseModel):
     pairwise: list[str] = Field(default_factory=list)
     absolute: list[str] = Field(default_factory=list)
     limit: int | None = Field(None, ge=1)
-    both_orders: bool = True
     critique: list[str] = Field(default_factory=list, description="benchmarks for the critique-mode run")
     critique_limit: int | None = Field(None, ge=1)
-    max_new_tokens: int = 512
-    seed: int = 0
+    judge: JudgeSettings = Field(JudgeSettings(both_orders=True), description="every judge setting of both bench "
+                                 "runs; the mode is each run's own (verdict, critique)")
+    seed: int = DEFAULT_SEED
     data_root: Path | None = None
 
 
@@ -64,11 +69,11 @@ def load_recipe(path: str | Path, output_dir: Path | None = None) -> Recipe:
     if isinstance(data.get("curate"), dict):
         raw["curate"] = {k: (root / v).resolve() if isinstance(v, str) else v for k, v in data["curate"].items()}
     if isinstance(data.get("train"), dict) and isinstance(out, Path):
-        raw["train"] = resolve_paths(data["train"], root) | {"output_dir": out / "train"}
+        raw["train"] = resolve_paths(data["train"], root) | {"output_dir": RecipeOutput(out).train}
     recipe = validate_model(raw, Recipe, str(path))
     if recipe.curate.config is not None:
         load_config(recipe.curate.config)
-    if recipe.curate.output is not None and not (recipe.curate.output / READY).exists():
+    if recipe.curate.output is not None and not CurateOutput(recipe.curate.output).finished:
         raise ConfigError(f"{path}: curate.output: {recipe.curate.output} is not a finished gavel curate output "
                           f"(no {READY})")
     return recipe
@@ -78,29 +83,41 @@ def load_recipe(path: str | Path, output_dir: Path | None = None) -> Recipe:
 def curate_stage(recipe: Recipe, console) -> Path:
     """The folder of finished pairs: the recipe's own, or a fresh `gavel curate` run."""
     if recipe.curate.output is not None:
-        if not (recipe.curate.output / READY).exists():
+        if not CurateOutput(recipe.curate.output).finished:
             raise FileNotFoundError(f"{recipe.curate.output}: no {READY} marker, the mix is not finished")
         return recipe.curate.output
-    out = recipe.output_dir / "curate"
-    if (out / READY).exists():
-        return out
+    out = RecipeOutput(recipe.output_dir).curate
+    if out.finished:
+        return out.root
     if recipe.curate.config is None:
         return recipe.train.data
     from gavel.curate.pipeline import run as curate
 
-    curate(load_config(recipe.curate.config), out, console=console)
-    return out
+    curate(curate_config(recipe), out.root, console=console)
+    return out.root
+
+
+def curate_config(recipe: Recipe) -> CurateConfig:
+    """The recipe's curate config; the mix's token limit is the trainer's ``max_length`` unless the config sets
+    one (a longer pair would only be dropped by the trainer)."""
+    config = load_config(recipe.curate.config)
+    if "max_tokens" in config.mix.model_fields_set:
+        if config.mix.max_tokens > recipe.train.max_length:
+            log.warning("curate mix.max_tokens %d is above train.max_length %d: longer pairs will be dropped",
+                        config.mix.max_tokens, recipe.train.max_length)
+        return config
+    return with_changes(config, mix=with_changes(config.mix, max_tokens=recipe.train.max_length))
 
 
 def trained_spec(train: TrainConfig) -> str:
     """A model spec for the trained judge: over llama.cpp where a GGUF was written (what ships), else the
     trained transformers folder."""
-    out = train.output_dir
+    out = TrainOutput(train.output_dir)
     if train.export_gguf and train.method == "lora" and train.base == EMBEDDED_BASE:
-        return f"smollm2+{out / 'adapter.gguf'}"
+        return f"smollm2+{out.gguf(train.method)}"
     if train.export_gguf and train.method == "full":
-        return str(out / "model.gguf")
-    return str(out / ("merged" if train.method == "lora" else "model"))
+        return str(out.gguf(train.method))
+    return str(out.merged if train.method == "lora" else out.trained(train.method))
 
 
 def base_spec(train: TrainConfig) -> str:
@@ -111,30 +128,26 @@ def base_spec(train: TrainConfig) -> str:
     return f"hf:{train.base}"
 
 
-def bench_stage(recipe: Recipe, mode: str, names: list[str], limit: int | None, judges: list[str]) -> Path:
-    from gavel.bench import registry
+def bench_stage(recipe: Recipe, mode: str, names: list[str], limit: int | None, judges: list[str]) -> BenchOutput:
     from gavel.bench.harness import BenchConfig, load_targets, run_bench
-    from gavel.judge.result import Mode
 
-    out = recipe.output_dir / f"bench-{mode}"
-    targets = load_targets(names, [], registry.default_data_root(recipe.bench.data_root), limit, recipe.bench.seed)
-    config = BenchConfig(judges=judges, out_dir=out, mode=Mode(mode), both_orders=recipe.bench.both_orders,
-                         limit=limit, seed=recipe.bench.seed, max_new_tokens=recipe.bench.max_new_tokens,
-                         command=f"gavel recipe ({recipe.name}): {mode} stage")
+    out = RecipeOutput(recipe.output_dir).bench(mode)
+    targets = load_targets(names, [], default_data_root(recipe.bench.data_root), limit, recipe.bench.seed)
+    config = BenchConfig(judges=judges, out_dir=out.root, settings=JudgeSettings.of(recipe.bench.judge, mode=mode),
+                         limit=limit, seed=recipe.bench.seed, command=f"gavel recipe ({recipe.name}): {mode} stage")
     run_bench(config, targets)
     return out
 
 
 # -- the comparison ---------------------------------------------------------------------------------
-def _rows(folder: Path, bench: str, judge: str) -> list[dict[str, Any]]:
-    from gavel.bench.report import safe_name
+def _rows(folder: BenchOutput, bench: str, judge: str) -> list[dict[str, Any]]:
+    from gavel.judge.runner import read_results
 
-    path = folder / "items" / safe_name(bench) / safe_name(judge) / "default.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_results(folder.items(bench, judge))
 
 
 def paired_delta(base: list[dict[str, Any]], trained: list[dict[str, Any]], task: str,
-                 seed: int = 0) -> dict[str, float | None]:
+                 seed: int = DEFAULT_SEED) -> dict[str, float | None]:
     """Trained minus base on the items both judged, with a paired bootstrap 95% CI (items resampled jointly)."""
     from gavel.bench.metrics import as_judged, bootstrap_ci, primary_value
 
@@ -149,7 +162,7 @@ def paired_delta(base: list[dict[str, Any]], trained: list[dict[str, Any]], task
         x, y = primary_value(list(a), task), primary_value(list(b), task)
         return None if x is None or y is None else y - x
 
-    low, high = bootstrap_ci([left, right], delta, n_resamples=500, seed=seed)
+    low, high = bootstrap_ci([left, right], delta, seed=seed)
     return {"delta": delta(left, right), "ci_low": low, "ci_high": high, "n": len(pairs)}
 
 
@@ -157,25 +170,27 @@ def status_stats(rows: list[dict[str, Any]]) -> dict[str, float | None]:
     """Share of items whose result the model wrote itself (status ok) and the median generated tokens."""
     if not rows:
         return {"ok_rate": None, "median_completion_tokens": None}
-    return {"ok_rate": sum(r.get("status") == "ok" for r in rows) / len(rows),
+    return {"ok_rate": sum(r.get("status") == Status.ok for r in rows) / len(rows),
             "median_completion_tokens": float(np.median([r.get("completion_tokens", 0) for r in rows]))}
 
 
-def compare(folder: Path, base: str, trained: str, seed: int = 0) -> dict[str, dict[str, Any]]:
+def compare(folder: BenchOutput, base: str, trained: str, seed: int = DEFAULT_SEED) -> dict[str, dict[str, Any]]:
     """Per benchmark: both judges' summaries (from results.json), status stats, the paired delta and the no-model
     baselines' primary values on the same items."""
-    results = json.loads((folder / "results.json").read_text())
+    from gavel.bench.results import read_results
+
     out = {}
-    for bench, entry in results["benchmarks"].items():
-        per_judge = entry["judges"]
+    for bench, entry in read_results(folder.root).benchmarks.items():
+        per_judge = entry.judges
         if base not in per_judge or trained not in per_judge:
             continue
-        task = entry["task"]
+        task = entry.task.value
         base_rows, trained_rows = _rows(folder, bench, base), _rows(folder, bench, trained)
-        baselines = {name.removeprefix("baseline:"): summary.get("value")
+        baselines = {name.removeprefix("baseline:"): summary.value
                      for name, summary in per_judge.items() if name.startswith("baseline:")}
-        out[bench] = {"task": task, "base": per_judge[base] | status_stats(base_rows),
-                      "trained": per_judge[trained] | status_stats(trained_rows), "baselines": baselines,
+        out[bench] = {"task": task, "base": per_judge[base].model_dump(mode="json") | status_stats(base_rows),
+                      "trained": per_judge[trained].model_dump(mode="json") | status_stats(trained_rows),
+                      "baselines": baselines,
                       **paired_delta(base_rows, trained_rows, task, seed)}
     return out
 
@@ -242,10 +257,10 @@ def write_report(recipe: Recipe, comparisons: dict[str, dict[str, Any]], train_s
              "The delta is trained minus base with a paired bootstrap CI (items resampled jointly).", ""]
     for mode, rows in comparisons.items():
         lines += _mode_lines(mode, rows)
-    path = recipe.output_dir / "report.md"
+    path = RecipeOutput(recipe.output_dir).report_md
     path.write_text("\n".join(lines), encoding="utf-8")
     summaries = {mode: pairwise_summary(rows) for mode, rows in comparisons.items()}
-    (recipe.output_dir / "report.json").write_text(json.dumps(
+    RecipeOutput(recipe.output_dir).report_json.write_text(json.dumps(
         {"train": train_summary, "judges": {"base": judges[0], "trained": judges[1]},
          "pairwise_summary": summaries, **comparisons}, indent=1))
     return path
@@ -254,17 +269,16 @@ def write_report(recipe: Recipe, comparisons: dict[str, dict[str, Any]], train_s
 def run(recipe: Recipe, console=None) -> Path:
     """All stages; each one resumes (curate READY, training checkpoints, bench item files)."""
     from gavel.bench.harness import judge_label
-    from gavel.train.trainer import SUMMARY_FILE
     from gavel.train.trainer import run as train
 
     recipe.output_dir.mkdir(parents=True, exist_ok=True)
     config = with_changes(recipe.train, data=curate_stage(recipe, console))
     train(config)  # a finished run with the same settings and data returns at once; other ones are refused
-    summary = json.loads((config.output_dir / SUMMARY_FILE).read_text())
+    summary = TrainOutput(config.output_dir).read_summary()
     base, trained = base_spec(config), trained_spec(config)
     comparisons = {}
-    stages = [("verdict", recipe.bench.pairwise + recipe.bench.absolute, recipe.bench.limit),
-              ("critique", recipe.bench.critique, recipe.bench.critique_limit)]
+    stages = [(Mode.verdict.value, recipe.bench.pairwise + recipe.bench.absolute, recipe.bench.limit),
+              (Mode.critique.value, recipe.bench.critique, recipe.bench.critique_limit)]
     for mode, names, limit in stages:
         if names:
             folder = bench_stage(recipe, mode, names, limit, [base, trained])

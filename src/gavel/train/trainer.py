@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from gavel.curate.layout import DATASET, MARKER, PAIRS, READY
 from gavel.io import OutputError, check_output_dir, is_empty_dir, iter_jsonl, write_text_atomic
+from gavel.layout import READY, CurateOutput, TrainOutput
 from gavel.train.config import EMBEDDED_BASE, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -42,11 +42,12 @@ def pairs_path(data: Path) -> Path:
         raise FileNotFoundError(f"{data}: no such pairs file or curate folder")
     if (data / "dataset_info.json").exists():
         return data
-    if (data / MARKER).exists() or (data / DATASET).is_dir() or (data / PAIRS).is_file():
-        if not (data / READY).exists():
+    curated = CurateOutput(data)
+    if curated.marker.exists() or curated.dataset.is_dir() or curated.pairs.is_file():
+        if not curated.finished:
             raise ValueError(f"{data}: an unfinished gavel curate output (no {READY}); run gavel curate on it to "
                              "the end first")
-        return data / DATASET if (data / DATASET).is_dir() else data / PAIRS
+        return curated.dataset if curated.dataset.is_dir() else curated.pairs
     raise ValueError(f"{data}: neither a finished gavel curate output, a saved dataset, nor a pairs .jsonl file")
 
 
@@ -177,25 +178,41 @@ def peft_config(config: TrainConfig):
                       target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
 
 
+#: TrainConfig fields passed to DPOConfig under another name; the fields in _SAME_NAME keep theirs.
+DPO_RENAMES = {"epochs": "num_train_epochs", "batch_size": "per_device_train_batch_size",
+               "grad_accum": "gradient_accumulation_steps", "scheduler": "lr_scheduler_type",
+               "warmup_ratio": "warmup_steps"}
+_SAME_NAME = ("beta", "learning_rate", "weight_decay", "max_length", "precompute_ref_log_probs", "bf16",
+              "gradient_checkpointing", "logging_steps", "save_steps", "save_total_limit", "seed")
+
+
+def check_extra(config: TrainConfig) -> None:
+    """ValueError naming the keys of ``extra`` that are not DPOConfig arguments."""
+    import dataclasses
+
+    from trl import DPOConfig
+
+    unknown = sorted(set(config.extra) - {f.name for f in dataclasses.fields(DPOConfig)})
+    if unknown:
+        raise ValueError(f"extra: not DPOConfig argument(s): {', '.join(unknown)}")
+
+
 def dpo_args(config: TrainConfig, *, use_cpu: bool | None = None):
-    """The DPOConfig for `config` (builds without a GPU, so multi-GPU recipes can be checked anywhere)."""
+    """The DPOConfig for `config` (builds without a GPU, so multi-GPU recipes can be checked anywhere).
+
+    ``config.extra`` is passed on last; a key that is not a DPOConfig argument is a ValueError naming it.
+    """
     import torch
     from trl import DPOConfig
 
+    check_extra(config)
     cpu = (not torch.cuda.is_available()) if use_cpu is None else use_cpu
-    args: dict[str, Any] = dict(
-        output_dir=str(config.output_dir / "checkpoints"),
-        loss_type=["sigmoid", "sft"], loss_weights=[1.0, config.nll_alpha], beta=config.beta,
-        learning_rate=config.learning_rate, num_train_epochs=config.epochs, max_steps=config.max_steps or -1,
-        per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
-        lr_scheduler_type=config.scheduler, warmup_steps=config.warmup_ratio, weight_decay=config.weight_decay,
-        max_length=config.max_length, truncation_mode="keep_start",
-        precompute_ref_log_probs=config.precompute_ref_log_probs,
+    args: dict[str, Any] = {DPO_RENAMES.get(name, name): getattr(config, name) for name in (*DPO_RENAMES, *_SAME_NAME)}
+    args |= dict(
+        output_dir=str(TrainOutput(config.output_dir).checkpoints), max_steps=config.max_steps or -1,
+        loss_type=["sigmoid", "sft"], loss_weights=[1.0, config.nll_alpha], truncation_mode="keep_start",
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
-        bf16=config.bf16, gradient_checkpointing=config.gradient_checkpointing, use_cpu=cpu,
-        logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit, seed=config.seed, report_to="none",
-        dataloader_num_workers=0,
+        use_cpu=cpu, save_strategy="steps", report_to="none", dataloader_num_workers=0,
     )
     return DPOConfig(**(args | config.extra))
 
@@ -285,13 +302,10 @@ class TrainOutcome:
 def last_checkpoint(output_dir: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
-    folder = output_dir / "checkpoints"
+    folder = TrainOutput(output_dir).checkpoints
     return get_last_checkpoint(str(folder)) if folder.is_dir() else None
 
 
-#: Written before training starts: the settings and the data's identity; the folder is gavel's to resume.
-RUN_FILE = "train_run.json"
-SUMMARY_FILE = "train_summary.json"
 #: Settings that do not change what is trained: a rerun may differ in these.
 _BOOKKEEPING = ("data", "output_dir", "threads", "logging_steps", "save_steps", "save_total_limit", "export",
                 "export_gguf")
@@ -328,13 +342,14 @@ def check_run(config: TrainConfig) -> RunPlan:
     already in the output folder (same settings and data: resumed, or finished; others: refused)."""
     out = config.output_dir
     check_output_dir(out)
+    check_extra(config)
     check_base(config.base)
     pairs = load_pairs(config.data)
     identity = run_identity(config, data_identity(config.data, pairs))
-    stored_file = out / RUN_FILE
+    stored_file = TrainOutput(out).run
     if not stored_file.exists():
         if not is_empty_dir(out):
-            raise OutputError(f"output {out} is a folder that gavel train did not write (no {RUN_FILE} in it); "
+            raise OutputError(f"output {out} is a folder that gavel train did not write (no {stored_file.name} in it); "
                               "choose a new or empty --output")
         return RunPlan(pairs, identity)
     try:
@@ -345,7 +360,7 @@ def check_run(config: TrainConfig) -> RunPlan:
     if changed:
         raise OutputError(f"{out} holds a training run with other settings or data ({'; '.join(changed)}); "
                           "choose another --output")
-    summary = out / SUMMARY_FILE
+    summary = TrainOutput(out).summary
     finished = None
     if summary.exists():
         saved = json.loads(summary.read_text(encoding="utf-8"))
@@ -358,7 +373,7 @@ def prepare_data(config: TrainConfig, tokenizer, pairs=None):
     saved copy is reused on a resume: `check_run` has made sure it came from the same data and settings."""
     from datasets import load_from_disk
 
-    saved = config.output_dir / "data"
+    saved = TrainOutput(config.output_dir).data
     if (saved / "dataset_info.json").exists():
         return load_from_disk(str(saved))
     dataset = load_pairs(config.data) if pairs is None else pairs
@@ -386,7 +401,7 @@ def build_trainer(config: TrainConfig, pairs=None):
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
     trainer = DPOTrainer(model=model, ref_model=None, args=dpo_args(config), train_dataset=dataset,
                          processing_class=tokenizer, peft_config=peft_config(config),
-                         callbacks=[metrics_callback(config.output_dir / "metrics.jsonl")])
+                         callbacks=[metrics_callback(TrainOutput(config.output_dir).metrics)])
     log_loss_parts(trainer)
     return trainer
 
@@ -399,20 +414,21 @@ def run(config: TrainConfig, plan: RunPlan | None = None) -> TrainOutcome:
     plan = plan or check_run(config)
     if plan.finished is not None:
         return plan.finished
+    layout = TrainOutput(config.output_dir)
     config.output_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(config.output_dir / RUN_FILE, json.dumps(plan.identity | {"config": json.loads(
+    write_text_atomic(layout.run, json.dumps(plan.identity | {"config": json.loads(
         config.model_dump_json())}, indent=2))
     trainer = build_trainer(config, plan.pairs)
     resume = last_checkpoint(config.output_dir)
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - start
-    trained = config.output_dir / ("adapter" if config.method == "lora" else "model")
+    trained = layout.trained(config.method)
     trainer.save_model(str(trained))
     trainer.processing_class.save_pretrained(str(trained))
     history = trainer.state.log_history
-    (config.output_dir / "log_history.json").write_text(json.dumps(history, indent=1))
-    plot_losses(_history_with_steps(config.output_dir), config.output_dir / "losses.png")
+    layout.log_history.write_text(json.dumps(history, indent=1))
+    plot_losses(_history_with_steps(config.output_dir), layout.losses)
     outcome = TrainOutcome(
         output_dir=str(config.output_dir), trained=str(trained), pairs=len(trainer.train_dataset),
         steps=trainer.state.global_step, seconds=round(seconds, 1),
@@ -421,7 +437,7 @@ def run(config: TrainConfig, plan: RunPlan | None = None) -> TrainOutcome:
     )
     if config.export:
         export_run(config)
-    write_text_atomic(config.output_dir / SUMMARY_FILE, json.dumps(
+    write_text_atomic(layout.summary, json.dumps(
         asdict(outcome) | {"config": json.loads(config.model_dump_json()), "data": plan.identity["data"]}, indent=2))
     return outcome
 
@@ -445,13 +461,11 @@ def export_run(config: TrainConfig):
 
 def _history_with_steps(output_dir: Path) -> list[dict[str, Any]]:
     """Every logged step of this run and of the runs it resumed from (metrics.jsonl keeps them all)."""
-    path = output_dir / "metrics.jsonl"
+    path = TrainOutput(output_dir).metrics
     if not path.exists():
         return []
     rows: dict[int, dict[str, Any]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            if "loss" in row:
-                rows[row["step"]] = row  # a resumed run re-logs steps after the checkpoint: keep the latest
+    for _, row, _error in iter_jsonl(path, complete_only=True):
+        if row is not None and "loss" in row:
+            rows[row["step"]] = row  # a resumed run re-logs steps after the checkpoint: keep the latest
     return [rows[s] for s in sorted(rows)]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-import random
 import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gavel.bench.registry import LoadContext
+from gavel.data import LoadContext
 from gavel.judge.records import LoadedRow, RowError, validate_row
 
 #: Stands in for an empty response, which the record schema rejects; judging "nothing" stays possible.
@@ -57,13 +56,6 @@ def text_or_empty(value: Any) -> str:
     """The text, or a visible placeholder when it is missing or blank."""
     text = "" if value is None else str(value)
     return text if text.strip() else EMPTY_RESPONSE
-
-
-def place_pair(better: str, worse: str, key: str, seed: int) -> tuple[str, str, str]:
-    """Put the better response at A or B by a coin seeded on (seed, key): (response_a, response_b, label)."""
-    if random.Random(f"{seed}-{key}").random() < 0.5:
-        return better, worse, "A"
-    return worse, better, "B"
 
 
 def mean_score(scores: Sequence[float]) -> float:

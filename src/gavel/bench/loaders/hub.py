@@ -15,11 +15,11 @@ from gavel.bench.loaders._util import (
     build_records,
     convert_rows,
     local_candidates,
-    place_pair,
     round_score,
     text_or_empty,
 )
 from gavel.bench.registry import LoadContext, register
+from gavel.data import place_pair
 from gavel.io import load_hub_or_local, load_local_only
 from gavel.judge.records import LoadedRow, RowError
 from gavel.labels import Task, rewardbench_section

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gavel.bench.loaders._util import build_records, place_pair, prometheus_parts, slug, text_or_empty
+from gavel.bench.loaders._util import build_records, prometheus_parts, slug, text_or_empty
 from gavel.bench.registry import LoadContext, register
+from gavel.data import place_pair
 from gavel.io import read_json, read_jsonl
 from gavel.judge.records import LoadedRow
 from gavel.labels import Task

@@ -14,8 +14,8 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-from gavel.bench.registry import LoadContext
 from gavel.curate.sources import SourceRow, Yielded, make_item, parse_row, register, row_error, ten_to_five
+from gavel.data import LoadContext
 from gavel.io import iter_jsonl
 from gavel.judge.records import RowError, Task
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from gavel.bench.registry import LoadContext
 from gavel.curate.sources import SourceRow, Yielded, make_item, parse_row, register, row_error, ten_to_five
+from gavel.data import LoadContext
 from gavel.io import iter_jsonl
 from gavel.judge.records import RowError, Task
 
@@ -25,8 +25,7 @@ class AutoJRow(SourceRow):
 @register("autoj", (Task.absolute,), "Auto-J single-response training data: GPT-4 critiques, 1-10 ratings "
           "(mapped to 1-5)", hub_id="GAIR/autoj-single (not public on the hub; local copy)", critique_author="gpt-4")
 def autoj(ctx: LoadContext) -> Iterator[Yielded]:
-    bench = LoadContext(data_root=None if ctx.data_root is None else ctx.data_root.parent / "benchmarks")
-    path = bench.path("autoj-train-single", "single_traindata.jsonl")
+    path = ctx.benchmarks().path("autoj-train-single", "single_traindata.jsonl")
     for number, raw, error in iter_jsonl(path):
         row = row_error("autoj", path, number, error) if error else parse_row(AutoJRow, "autoj", path, number, raw)
         if isinstance(row, RowError):

@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from gavel.bench.registry import LoadContext
 from gavel.curate.sources import SourceRow, Yielded, make_item, parse_row, register, row_error
+from gavel.data import LoadContext
 from gavel.io import DataUnavailable, iter_jsonl, load_hub_or_local
 from gavel.judge.records import RowError, Task
 

@@ -6,8 +6,8 @@ import re
 import zlib
 from collections.abc import Iterator
 
-from gavel.bench.registry import LoadContext
 from gavel.curate.sources import SourceRow, Yielded, make_item, parse_row, register, row_error
+from gavel.data import LoadContext
 from gavel.io import read_json
 from gavel.judge.records import RowError, Task
 

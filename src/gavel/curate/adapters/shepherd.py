@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from gavel.bench.registry import LoadContext
 from gavel.curate.sources import SourceRow, Yielded, make_item, parse_row, register, row_error
+from gavel.data import LoadContext
 from gavel.io import iter_jsonl
 from gavel.judge.records import RowError, Task
 

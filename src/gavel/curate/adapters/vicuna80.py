@@ -10,8 +10,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from gavel.bench.registry import LoadContext
 from gavel.curate.sources import SourceRow, Yielded, make_item, parse_row, register, row_error
+from gavel.data import LoadContext
 from gavel.io import iter_jsonl
 from gavel.judge.records import RowError, Task
 
