@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gavel.bench.registry import DATA_ROOT_ENV, default_data_root
+from gavel.data import DATA_ROOT_ENV, default_data_root
 
 # ------------------------------------------------------------------------------------------------
 # data: tests that need the full benchmark data skip, with the reason, where there is none
