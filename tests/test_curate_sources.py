@@ -8,6 +8,7 @@ import pytest
 
 from gavel.bench.registry import LoadContext
 from gavel.curate.sources import SOURCES, Item, ten_to_five
+from gavel.data import place_pair
 from gavel.judge.records import RowError, Task
 
 FIXTURES = Path(__file__).parent / "fixtures" / "curate" / "train"
@@ -119,11 +120,15 @@ def test_hub_bad_rows_are_logged_not_fatal():
         assert errors and errors[0].row == 2 and errors[0].field == field, name
 
 
-def test_hh_rlhf_alternates_the_preferred_position():
+def test_hh_rlhf_places_the_preferred_reply_by_the_seeded_rule():
     items, _ = _load("hh-rlhf")
     record = items[0].record
     preferred = record.response_a if record.label == "A" else record.response_b
     assert preferred.startswith("Put it in boiling water")
+    for item in items:  # every pair placed by the one seeded rule (seed 0 here)
+        r = item.record
+        better, worse = (r.response_a, r.response_b) if r.label == "A" else (r.response_b, r.response_a)
+        assert place_pair(better, worse, item.id, 0) == (r.response_a, r.response_b, r.label)
 
 
 def test_unavailable_hub_source_is_one_logged_error(tmp_path, monkeypatch):

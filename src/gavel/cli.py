@@ -41,8 +41,9 @@ PenaltyOption = Annotated[float, typer.Option(
     "llama.cpp, transformers and vLLM; an OpenAI-compatible server uses its own setting.")]
 BatchOption = Annotated[int | None, typer.Option(
     "--batch", min=1, help="Requests per forward pass (llama.cpp: KV-cache sequences; transformers, vLLM: batch "
-    "size). llama.cpp default 1, one at a time; more is experimental: verdict mode gives the same results, "
-    "critique mode can differ slightly (docs/performance.md).")]
+    "size). llama.cpp default 1, one at a time; more gives the same results on a plain GGUF, and with a LoRA "
+    "adapter (the default judge) the same in verdict mode but slightly different critique probabilities "
+    "(docs/performance.md).")]
 ThreadsOption = Annotated[int | None, typer.Option(
     "--threads", min=1, help="CPU threads for llama.cpp (default $GAVEL_THREADS, else one per core; on a "
     "machine shared with a busy process, give the number of idle cores).")]

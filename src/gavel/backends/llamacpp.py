@@ -21,9 +21,11 @@ from gavel.backends.llamacpp_slots import Plan, SlotScheduler, Ticket
 from gavel.backends.local import CritiqueText, continuation, label_probs_from_logits, label_token_ids
 from gavel.backends.lora import check_adapter
 from gavel.labels import REASONING_TAG, RESULT_TAG
+from gavel.settings import DEFAULT_SEED
 
 #: Sequences per forward pass by default (``batch_size``); 1 runs requests one after another. Batching stays
-#: opt-in until it reproduces one-at-a-time critiques exactly (docs/performance.md, "Several sequences per pass").
+#: opt-in until it reproduces one-at-a-time critiques of the shipped judge exactly: it does on a plain GGUF, not
+#: yet with an unmerged LoRA adapter (docs/performance.md, "Several sequences per pass").
 DEFAULT_BATCH = 1
 #: KV cells of one slot: a prompt of about 1,500 tokens with a 512-token critique (longer requests run alone).
 DEFAULT_SLOT_CTX = 2048
@@ -67,7 +69,7 @@ class LlamaCppBackend(Backend):
     """
 
     def __init__(self, model_path: str | Path, *, n_ctx: int = 8192, n_threads: int | None = None,
-                 n_batch: int = 512, seed: int = 0, name: str | None = None,
+                 n_batch: int = 512, seed: int = DEFAULT_SEED, name: str | None = None,
                  lora_path: str | Path | None = None, batch_size: int = DEFAULT_BATCH,
                  slot_ctx: int = DEFAULT_SLOT_CTX) -> None:
         try:

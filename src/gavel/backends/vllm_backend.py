@@ -18,6 +18,7 @@ from typing import Any
 from gavel.backends.base import Backend, BackendInfo, InputTooLong, Reply, Request
 from gavel.backends.openai_compat import TOP_LOGPROBS, label_mass
 from gavel.labels import RESULT_STOPS, RESULT_TAG
+from gavel.settings import DEFAULT_SEED
 
 #: Output room kept for the tag and the verdict token when checking a prompt's length.
 TAG_ROOM = 8
@@ -44,7 +45,7 @@ class VLLMBackend(Backend):
         gpu_memory_utilization: float = 0.9,
         tensor_parallel_size: int = 1,
         batch_size: int = 64,
-        seed: int = 0,
+        seed: int = DEFAULT_SEED,
         **engine_kwargs: Any,
     ) -> None:
         vllm = import_vllm()

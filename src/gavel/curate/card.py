@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from gavel.labels import Mode, Task
 from gavel.layout import CurateOutput
 
 
@@ -26,7 +27,8 @@ def card_data(report) -> dict[str, Any]:
     by_source_kind = Counter((r["source"], r["kind"]) for r in rows)
     tokens = [max(r.get("_tokens", [0])) for r in rows]
     examples = []
-    for kind, task in (("critique", None), ("verdict", "pairwise"), ("critique", "pairwise"), ("verdict", None)):
+    critique, verdict, pairwise = Mode.critique.value, Mode.verdict.value, Task.pairwise.value
+    for kind, task in ((critique, None), (verdict, pairwise), (critique, pairwise), (verdict, None)):
         match = next((r for r in rows if r["kind"] == kind and (task is None or r["task"] == task)
                       and r["id"] not in {e["id"] for e in examples}), None)
         if match is not None and len(examples) < 3:
@@ -38,8 +40,8 @@ def card_data(report) -> dict[str, Any]:
         "per_task": dict(sorted(Counter(r["task"] for r in rows).items())),
         "per_chosen_label": dict(sorted(Counter(f"{r['task']}:{r['chosen_label']}" for r in rows).items())),
         "swapped": sum(bool(r["swapped"]) for r in rows),
-        "ratio": {"critique": kinds["critique"], "verdict": kinds["verdict"],
-                  "critique_share": round(kinds["critique"] / len(rows), 4) if rows else None,
+        "ratio": {critique: kinds[critique], verdict: kinds[verdict],
+                  "critique_share": round(kinds[critique] / len(rows), 4) if rows else None,
                   "configured_critique_ratio": report.config["mix"]["critique_ratio"]},
         "length_tokens": {"prompt_plus_answer_max_side": _length_stats(tokens),
                           "limit": report.config["mix"]["max_tokens"]},

@@ -19,7 +19,7 @@ from gavel.bench.baselines import BASELINES
 from gavel.config import ConfigError, read_yaml_mapping, validate_model, with_changes
 from gavel.curate.config import CurateConfig, load_config
 from gavel.data import default_data_root
-from gavel.labels import Mode, Status
+from gavel.labels import Mode, Status, Task
 from gavel.layout import READY, BenchOutput, CurateOutput, RecipeOutput, TrainOutput
 from gavel.settings import DEFAULT_SEED, JudgeSettings
 from gavel.train.config import EMBEDDED_BASE, TrainConfig, resolve_paths
@@ -212,7 +212,7 @@ def _arrow(row: dict[str, Any], key: str) -> str:
 
 def pairwise_summary(rows: dict[str, dict[str, Any]]) -> dict[str, float | None]:
     """Means over the pairwise benchmarks, base and trained: the issue's headline figures."""
-    pairwise = [r for r in rows.values() if r.get("task") == "pairwise"]
+    pairwise = [r for r in rows.values() if r.get("task") == Task.pairwise.value]
     out: dict[str, float | None] = {"n_benchmarks": len(pairwise)}
     for key in ("value", "accuracy_order_mean", "consistency", "position_bias_a", "parse_failure_rate"):
         for side in ("base", "trained"):

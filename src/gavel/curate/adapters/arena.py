@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gavel.curate.sources import SourceRow, Yielded, make_item, parse_row, register, row_error, ten_to_five
-from gavel.data import LoadContext
+from gavel.data import LoadContext, place_pair
 from gavel.io import iter_jsonl
 from gavel.judge.records import RowError, Task
 
@@ -100,10 +100,9 @@ def arena_pairs(ctx: LoadContext) -> Iterator[Yielded]:
         candidates = [(a, b) for i, a in enumerate(items) for b in items[i + 1:]
                       if abs(int(a.record.label) - int(b.record.label)) >= PAIR_GAP]
         rng.shuffle(candidates)
-        for a, b in candidates[:PAIRS_PER_QUESTION]:
-            if rng.random() < 0.5:
-                a, b = b, a
-            label = "A" if int(a.record.label) > int(b.record.label) else "B"
+        for one, other in candidates[:PAIRS_PER_QUESTION]:
+            better, worse = sorted((one, other), key=lambda item: int(item.record.label), reverse=True)
+            a, b, label = place_pair(better, worse, f"{better.id}|{worse.id}", ctx.seed)
             pair_id = f"{a.id}|{b.id.split(':', 1)[1]}"
             yield make_item("arena-gpt4-pairs", a.file, a.row, id=pair_id, task="pairwise",
                             instruction=a.record.instruction,

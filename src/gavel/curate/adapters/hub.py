@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from gavel.curate.sources import SourceRow, Yielded, make_item, parse_row, register, row_error
-from gavel.data import LoadContext
+from gavel.curate.sources import Item, SourceRow, Yielded, make_item, parse_row, register, row_error
+from gavel.data import LoadContext, place_pair
 from gavel.io import DataUnavailable, iter_jsonl, load_hub_or_local
 from gavel.judge.records import RowError, Task
 
@@ -47,9 +47,12 @@ def _rows(ctx: LoadContext, name: str, hub_id: str, config: str | None, split: s
 
 
 def _hub_source(name: str, hub_id: str, split: str, tasks: tuple[Task, ...], description: str,
-                author: str | None, row: type[SourceRow], config: str | None = None
+                author: str | None, row: type[SourceRow], config: str | None = None, placed: bool = False
                 ) -> Callable[[RowMapper], RowMapper]:
-    """Register a hub source whose rows are validated as `row` and mapped one by one by the decorated function."""
+    """Register a hub source whose rows are validated as `row` and mapped one by one by the decorated function.
+
+    ``placed``: the mapper builds each pair better-first (response A, label A); the pair is then placed at A or B
+    by :func:`gavel.data.place_pair`."""
 
     def wrap(mapper: RowMapper) -> RowMapper:
         def adapter(ctx: LoadContext) -> Iterator[Yielded]:
@@ -58,12 +61,20 @@ def _hub_source(name: str, hub_id: str, split: str, tasks: tuple[Task, ...], des
                     yield row_error(name, where, number, error)
                     continue
                 parsed = parse_row(row, name, where, number, raw)
-                yield parsed if isinstance(parsed, RowError) else mapper(name, where, number, parsed)
+                item = parsed if isinstance(parsed, RowError) else mapper(name, where, number, parsed)
+                yield _place(item, ctx.seed) if placed and isinstance(item, Item) else item
 
         register(name, tasks, description, hub_id=hub_id, critique_author=author, local=False)(adapter)
         return mapper
 
     return wrap
+
+
+def _place(item: Item, seed: int) -> Item:
+    record = item.record
+    a, b, label = place_pair(record.response_a, record.response_b, item.id, seed)
+    return item.model_copy(update={"record": record.model_copy(update={"response_a": a, "response_b": b,
+                                                                       "label": label})})
 
 
 Score = str | int | float  # a gold score as the source writes it; the record checks its range
@@ -161,7 +172,7 @@ class HHRow(SourceRow):
 
 
 @_hub_source("hh-rlhf", "Anthropic/hh-rlhf", "train", (Task.pairwise,),
-             "HH-RLHF: human preference between two assistant replies", None, HHRow)
+             "HH-RLHF: human preference between two assistant replies", None, HHRow, placed=True)
 def hh_rlhf(name: str, path: Path, number: int, row: HHRow) -> Yielded:
     first, second = _split_hh(row.chosen), _split_hh(row.rejected)
     if first is None or second is None:
@@ -170,10 +181,8 @@ def hh_rlhf(name: str, path: Path, number: int, row: HHRow) -> Yielded:
     if prompt_a != prompt_b:
         return row_error(name, path, number, "chosen and rejected dialogues differ before the last reply",
                          field="rejected")
-    a_first = number % 2 == 0  # alternate the position of the preferred reply
     return make_item(name, path, number, id=f"{name}-{number}", task="pairwise", instruction=prompt_a,
-                     response_a=chosen if a_first else rejected, response_b=rejected if a_first else chosen,
-                     label="A" if a_first else "B")
+                     response_a=chosen, response_b=rejected, label="A")  # placed by the source
 
 
 class OffsetBiasRow(SourceRow):

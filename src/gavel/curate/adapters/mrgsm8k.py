@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import zlib
 from collections.abc import Iterator
 
 from gavel.curate.sources import SourceRow, Yielded, make_item, parse_row, register, row_error
-from gavel.data import LoadContext
+from gavel.data import LoadContext, place_pair
 from gavel.io import read_json
 from gavel.judge.records import RowError, Task
+from gavel.labels import swap_label
 
 RUBRIC_PAIR = "Which solution to the math problem is correct in every step?"
 RUBRIC = {
@@ -78,15 +78,12 @@ def mr_gsm8k_pairs(ctx: LoadContext) -> Iterator[Yielded]:
             yield row_error("mr-gsm8k-pairs", entry.file, entry.row, "no reference solution",
                             field="ground_truth_solution", id=entry.id)
             continue
-        wrong_first = zlib.crc32(entry.id.encode()) % 2 == 1
-        label, wrong = ("B", "A") if wrong_first else ("A", "B")
-        critique = (f"Response {wrong} goes wrong: {entry.critique} Response {label} solves the problem correctly."
-                    if entry.critique else None)
+        response_a, response_b, label = place_pair(reference, entry.record.response, entry.id, ctx.seed)
+        critique = (f"Response {swap_label(label)} goes wrong: {entry.critique} Response {label} solves the problem "
+                    "correctly." if entry.critique else None)
         yield make_item("mr-gsm8k-pairs", entry.file, entry.row, critique=critique, author="human",
                         id=entry.id + ":pair", task="pairwise", instruction=entry.record.instruction,
-                        response_a=entry.record.response if wrong_first else reference,
-                        response_b=reference if wrong_first else entry.record.response,
-                        rubric=RUBRIC_PAIR, label=label)
+                        response_a=response_a, response_b=response_b, rubric=RUBRIC_PAIR, label=label)
 
 
 def _solution(text: str) -> str:

@@ -3,15 +3,15 @@ original correct solutions (label Yes, no critique; each original once)."""
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from gavel.curate.sources import SourceRow, Yielded, make_item, parse_row, register, row_error
-from gavel.data import LoadContext
+from gavel.data import LoadContext, place_pair
 from gavel.io import iter_jsonl
 from gavel.judge.records import RowError, Task
+from gavel.labels import swap_label
 
 RUBRIC = {
     "objective": "Is every step of the solution to the math problem correct and necessary?",
@@ -92,12 +92,10 @@ def _pairs(ctx: LoadContext) -> Iterator[Yielded]:
         if modified is None or original is None:
             yield row_error("prmbench-pairs", path, number, "a solution is missing", field="original_process", id=idx)
             continue
-        wrong_first = zlib.crc32(f"{idx}:{kind}".encode()) % 2 == 1
-        label, wrong = ("B", "A") if wrong_first else ("A", "B")
-        critique = (f"Response {wrong} goes wrong at steps {row.error_steps}: {row.reason or ''} "
+        response_a, response_b, label = place_pair(original, modified, f"{idx}:{kind}", ctx.seed)
+        critique = (f"Response {swap_label(label)} goes wrong at steps {row.error_steps}: {row.reason or ''} "
                     f"Response {label} avoids this error.").strip()
         yield make_item("prmbench-pairs", path, number, critique=critique, author="gpt-4o",
                         id=f"{idx}:{kind}:pair", task="pairwise", instruction=question,
-                        response_a=modified if wrong_first else original,
-                        response_b=original if wrong_first else modified, rubric=RUBRIC_PAIR, label=label,
+                        response_a=response_a, response_b=response_b, rubric=RUBRIC_PAIR, label=label,
                         prm_idx=idx, classification=kind)
