@@ -185,6 +185,7 @@ def _print_summary(summary, model_name: str) -> None:
     table.add_row("output", str(summary.output))
     table.add_row("judged now", str(summary.judged))
     table.add_row("already done (skipped)", str(summary.skipped))
+    table.add_row("edited since judged (judged again)", str(summary.rejudged))
     table.add_row("rows failed", str(summary.failed))
     for result, count in sorted(summary.results.items()):
         table.add_row(f"result {result}", str(count))
