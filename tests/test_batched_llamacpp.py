@@ -111,3 +111,32 @@ def test_batch_option_and_threads_reach_the_backend(batched) -> None:
     assert batched.info.extra["threads"] == "1"
     with pytest.raises(ValueError, match="batch size 0"):
         load_backend(None, batch_size=0)
+
+
+@pytest.mark.model
+def test_critiques_match_one_at_a_time_on_a_plain_gguf(records) -> None:
+    """Without an adapter (the embedded base), batched critiques equal one-at-a-time ones token for token:
+    both orders, an item that stops early beside items that run to their limit, an over-long item among them."""
+    pairs = [r for r in records if r.task is Task.pairwise]
+    items = [*records, _too_long(pairs[0]), *pairs]
+    early = Request(messages=[{"role": "user", "content": "Say only: OK."}], labels=("Yes", "No"), critique=True,
+                    max_new_tokens=24)
+    results = []
+    for batch in (1, 4):
+        backend = load_backend("smollm2", n_threads=1, batch_size=batch, slot_ctx=1024)
+        try:
+            judge = Judge(backend, mode="critique", both_orders=True, max_new_tokens=24)
+            first = judge._prepare(records[0]).requests[0]
+            results.append((judge.judge(items), backend.run([first, early, first])))
+        finally:
+            backend.close()
+    (alone, alone_replies), (together, together_replies) = results
+    assert [r.raw_output for r in together] == [r.raw_output for r in alone]
+    assert [r.result_by_order for r in together] == [r.result_by_order for r in alone]
+    for a, b in zip(alone, together, strict=True):
+        if a.status is not Status.error:
+            assert max(abs(a.probabilities[k] - b.probabilities[k]) for k in a.probabilities) < 1e-3
+    assert together[len(records)].status is Status.error
+    assert [r.text for r in together_replies] == [r.text for r in alone_replies]
+    assert [r.label_probs for r in together_replies] == [r.label_probs for r in alone_replies]
+    assert together_replies[1].completion_tokens < 25 == together_replies[0].completion_tokens  # stopped early

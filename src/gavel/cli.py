@@ -44,8 +44,9 @@ CacheOption = Annotated[Path | None, typer.Option(
     "template, mode and settings are read from it, not judged again. Several runs may share one.")]
 BatchOption = Annotated[int | None, typer.Option(
     "--batch", min=1, help="Requests per forward pass (llama.cpp: KV-cache sequences; transformers, vLLM: batch "
-    "size). llama.cpp default 1, one at a time; more is experimental: verdict mode gives the same results, "
-    "critique mode can differ slightly (docs/performance.md).")]
+    "size). llama.cpp default 1, one at a time; more gives the same results on a plain GGUF, and with a LoRA "
+    "adapter (the default judge) the same in verdict mode but slightly different critique probabilities "
+    "(docs/performance.md).")]
 ThreadsOption = Annotated[int | None, typer.Option(
     "--threads", min=1, help="CPU threads for llama.cpp (default $GAVEL_THREADS, else one per core; on a "
     "machine shared with a busy process, give the number of idle cores).")]
@@ -190,6 +191,7 @@ def _print_summary(summary, model_name: str) -> None:
     table.add_row("output", str(summary.output))
     table.add_row("judged now", str(summary.judged))
     table.add_row("already done (skipped)", str(summary.skipped))
+    table.add_row("edited since judged (judged again)", str(summary.rejudged))
     table.add_row("rows failed", str(summary.failed))
     for result, count in sorted(summary.results.items()):
         table.add_row(f"result {result}", str(count))
@@ -450,6 +452,8 @@ def serve(
     repetition_penalty: PenaltyOption = DEFAULTS.repetition_penalty,
     retries: Annotated[int, typer.Option(help="Re-ask (sampling) when no result could be read "
                                          f"({allowed_range('retries')}).")] = DEFAULTS.retries,
+    batch: BatchOption = None,
+    threads: ThreadsOption = None,
     host: Annotated[str, typer.Option(help="Interface to listen on; anything but loopback needs an API key.")
                     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
@@ -494,7 +498,7 @@ def serve(
         templates = load_templates(template)
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         with console.status("loading model…"):
-            judge_ = Judge(model, settings, templates=templates)
+            judge_ = Judge(_backend(model, batch, threads), settings, templates=templates)
     except ImportError as exc:
         _usage_error(RuntimeError(f"gavel serve needs the serve extra: pip install 'gavel[serve]' ({exc})"))
     except (OSError, ValueError, TemplateError, RuntimeError) as exc:

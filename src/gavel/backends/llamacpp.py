@@ -24,7 +24,8 @@ from gavel.labels import REASONING_TAG, RESULT_TAG
 from gavel.settings import DEFAULT_SEED
 
 #: Sequences per forward pass by default (``batch_size``); 1 runs requests one after another. Batching stays
-#: opt-in until it reproduces one-at-a-time critiques exactly (docs/performance.md, "Several sequences per pass").
+#: opt-in until it reproduces one-at-a-time critiques of the shipped judge exactly: it does on a plain GGUF, not
+#: yet with an unmerged LoRA adapter (docs/performance.md, "Several sequences per pass").
 DEFAULT_BATCH = 1
 #: KV cells of one slot: a prompt of about 1,500 tokens with a 512-token critique (longer requests run alone).
 DEFAULT_SLOT_CTX = 2048
