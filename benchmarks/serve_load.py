@@ -56,12 +56,13 @@ def make_requests(clients: int, per_client: int, seed: int) -> list[list[list[di
     return plan
 
 
-def run_judge(records: list[dict]) -> float:
+def run_judge(records: list[dict], batch: int) -> float:
     """Seconds `Judge.judge` takes on the records as one list (the model loaded beforehand)."""
+    from gavel.backends import load_backend
     from gavel.judge.engine import Judge
     from gavel.judge.records import JudgeRecord
 
-    judge = Judge(None, mode="verdict")
+    judge = Judge(load_backend(None, batch_size=batch), mode="verdict")
     items = [JudgeRecord.model_validate(r) for r in records]
     start = time.perf_counter()
     judge.judge(items)
@@ -76,9 +77,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(port: int, env: dict, log: Path, max_batch: int) -> subprocess.Popen:
+def start_server(port: int, env: dict, log: Path, max_batch: int, batch: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "gavel.cli", "serve", "--mode", "verdict", "--port", str(port),
-               "--max-batch", str(max_batch), "--log-level", "warning"]
+               "--max-batch", str(max_batch), "--batch", str(batch), "--log-level", "warning"]
     process = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -120,7 +121,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=25, help="requests per client")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads, for both sides")
-    parser.add_argument("--max-batch", type=int, default=16)
+    parser.add_argument("--max-batch", type=int, default=16, help="the server's micro-batch (records)")
+    parser.add_argument("--batch", type=int, default=1, help="llama.cpp sequences per forward pass, both sides")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     args = parser.parse_args()
@@ -129,11 +131,11 @@ def main() -> None:
     plan = make_requests(args.clients, args.requests, args.seed)
     records = [r for requests in plan for batch in requests for r in batch]
     print(f"{len(records)} records in {args.clients * args.requests} requests; Judge.judge first …", flush=True)
-    judge_before_s = run_judge(records)
+    judge_before_s = run_judge(records, args.batch)
 
     port = free_port()
     server_log = Path(os.environ.get("TMPDIR", "/tmp")) / f"gavel-serve-load-{port}.log"
-    server = start_server(port, {**os.environ}, server_log, args.max_batch)
+    server = start_server(port, {**os.environ}, server_log, args.max_batch, args.batch)
     try:
         log, serve_s = asyncio.run(load(f"http://127.0.0.1:{port}", plan))
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
@@ -141,7 +143,7 @@ def main() -> None:
         server.send_signal(signal.SIGTERM)
         exit_code = server.wait(timeout=120)
     print("Judge.judge again …", flush=True)
-    judge_after_s = run_judge(records)
+    judge_after_s = run_judge(records, args.batch)
     judge_s = (judge_before_s + judge_after_s) / 2
 
     sent = sorted(i for entry in log for i in entry["sent"])
@@ -151,6 +153,7 @@ def main() -> None:
     batch_sum, batch_count = (_metric(metrics, f"gavel_batch_size_{k}") for k in ("sum", "count"))
     figures = {
         "clients": args.clients, "requests": len(log), "records": len(records), "threads": args.threads,
+        "batch": args.batch,
         "judge_judge_s": judge_s, "judge_judge_before_s": judge_before_s, "judge_judge_after_s": judge_after_s,
         "judge_judge_records_per_s": len(records) / judge_s,
         "serve_s": serve_s, "serve_records_per_s": len(records) / serve_s,

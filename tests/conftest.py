@@ -14,6 +14,24 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gavel.data import DATA_ROOT_ENV, default_data_root
+
+# ------------------------------------------------------------------------------------------------
+# data: tests that need the full benchmark data skip, with the reason, where there is none
+# ------------------------------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked ``data`` when no data root is set or found (a fresh clone has no ../shared)."""
+    if default_data_root() is not None:
+        return
+    skip = pytest.mark.skip(reason=f"needs the full benchmark data: set {DATA_ROOT_ENV} to its folder "
+                                   "(CI: ../shared/data/benchmarks)")
+    for item in items:
+        if "data" in item.keywords:
+            item.add_marker(skip)
+
+
 # ------------------------------------------------------------------------------------------------
 # openai_server: a real OpenAI-compatible server (llama-cpp-python) on loopback
 # ------------------------------------------------------------------------------------------------

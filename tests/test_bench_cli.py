@@ -1,4 +1,5 @@
-"""`gavel bench` end to end with the real embedded model on real benchmark data (a few items)."""
+"""`gavel bench` end to end with the real embedded model (``model``) on real benchmark rows (a few items cut from
+the real files: tests/fixtures/bench/local)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from gavel.cli import app
 
 runner = CliRunner()
 FIXTURE = Path(__file__).parent / "fixtures" / "bench" / "generic" / "mini_bench.jsonl"
+LOCAL_DATA = Path(__file__).parent / "fixtures" / "bench" / "local"
 
 
 @pytest.fixture(autouse=True)
@@ -25,9 +27,11 @@ def _bench(*args: str):
     return result
 
 
+@pytest.mark.model
 def test_bench_local_data_writes_report_and_resumes(tmp_path):
     out = tmp_path / "run"
-    _bench("-b", "llmbar-natural,mt-bench", "--limit", "3", "--both-orders", "-o", str(out))
+    args = ("-b", "llmbar-natural,mt-bench", "--data-root", str(LOCAL_DATA), "--limit", "3", "--both-orders")
+    _bench(*args, "-o", str(out))
     results = json.loads((out / "results.json").read_text())
     judges = results["benchmarks"]["llmbar-natural"]["judges"]
     judge = judges["default"]
@@ -42,10 +46,11 @@ def test_bench_local_data_writes_report_and_resumes(tmp_path):
     lines = items.read_text().splitlines()
     assert len(lines) == 3 and all(len(json.loads(line)["result_by_order"]) == 2 for line in lines)
     before = items.stat().st_mtime_ns, items.read_bytes()
-    _bench("-b", "llmbar-natural,mt-bench", "--limit", "3", "--both-orders", "-o", str(out))
+    _bench(*args, "-o", str(out))
     assert items.read_bytes() == before[1]  # resumed: nothing judged again
 
 
+@pytest.mark.model
 def test_bench_generic_file_formats_and_injection(tmp_path):
     records = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
     pairwise = tmp_path / "mine.jsonl"
@@ -98,6 +103,7 @@ def _labelled_pairs(path: Path, bad_row: bool) -> Path:
     return path
 
 
+@pytest.mark.model
 def test_bench_data_carries_on_past_bad_rows_and_strict_refuses(tmp_path):
     data = _labelled_pairs(tmp_path / "mine.jsonl", bad_row=True)
     refused = runner.invoke(app, ["bench", "--data", str(data), "--strict", "-o", str(tmp_path / "strict")])
@@ -113,6 +119,7 @@ def test_bench_data_carries_on_past_bad_rows_and_strict_refuses(tmp_path):
     assert f"{data}, row 3, field 'label'" in (out / "report.md").read_text()
 
 
+@pytest.mark.model
 def test_bench_counts_one_result_per_id_whatever_is_on_disk(tmp_path):
     data = _labelled_pairs(tmp_path / "mine.jsonl", bad_row=False)
     out = tmp_path / "run"

@@ -1,4 +1,6 @@
-"""Benchmark loaders: local data root (real files) and hub-format loaders (small fixtures, offline)."""
+"""Benchmark loaders: every local benchmark's loader on a few rows cut from its real files, in its own file
+layout (tests/fixtures/bench/local, run everywhere); the counts of the full files (``data``: needs the data
+root); hub-format loaders on small fixtures (offline)."""
 
 from __future__ import annotations
 
@@ -17,13 +19,25 @@ from gavel.bench.loaders._util import (
     split_prometheus_prompt,
 )
 from gavel.bench.loaders.pairwise import split_transcript
-from gavel.bench.registry import BenchmarkUnavailable, LoadContext, default_data_root, get
+from gavel.bench.registry import BenchmarkUnavailable, LoadContext, all_benchmarks, default_data_root, get
 from gavel.data import place_pair
 from gavel.io import load_hub_or_local
 from gavel.judge.records import LABELS, JudgeRecord, Task
 
 DATA_ROOT = default_data_root()
 FIXTURES = Path(__file__).parent / "fixtures" / "bench"
+#: Rows cut from the real files by scripts/cut_bench_fixtures.py (provenance and licences: SOURCE.md there).
+LOCAL_FIXTURES = FIXTURES / "local"
+
+#: name -> records loaded from the fixture cut of its files.
+FIXTURE_COUNTS: dict[str, int] = {
+    "auto-j": 4, "evalbiasbench": 12, "factcheck-gpt": 14, "faithbench": 4, "felm": 106, "hh-rlhf-harmless": 4,
+    "hhh": 4, "judgebench-dices-350-crowd": 4, "judgebench-dices-350-expert": 4, "judgebench-dices-990": 4,
+    "judgebench-inferential-strategies": 4, "judgebench-medical-safety": 4, "judgebench-newsroom": 16,
+    "judgebench-roscoe-overall": 32, "judgebench-roscoe-overall-binary": 32, "judgebench-roscoe-stepwise": 144,
+    "lfqa-verification": 70, "llmbar-adversarial": 16, "llmbar-natural": 4, "mt-bench": 4, "mt-bench-human": 4,
+    "qags": 16, "vicuna-bench": 4, "vicuna-bench-heldout": 2,
+}
 
 #: name -> (record count, gold label counts or None) from each folder's SOURCE.md.
 LOCAL_COUNTS: dict[str, tuple[int, dict[str, int] | None]] = {
@@ -90,9 +104,44 @@ def test_registered(name: str, task: Task, suites: tuple[str, ...], subsets_fiel
     assert (bench.task, bench.suites, bench.subsets_field) == (task, suites, subsets_field)
 
 
+# --- every local benchmark's loader on rows cut from its real files ---------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE_COUNTS))
+def test_local_loaders_parse_rows_cut_from_their_files(name: str) -> None:
+    data = get(name).load_data(LoadContext(LOCAL_FIXTURES))
+    task = get(name).task
+    assert data.errors == [] and len(data.records) == FIXTURE_COUNTS[name]
+    assert all(r.task is task and r.label in _valid_labels(task) for r in data.records)
+    assert len({r.id for r in data.records}) == len(data.records)
+    assert _dump(tuple(data.records)) == _dump(tuple(get(name).load(LoadContext(LOCAL_FIXTURES))))
+
+
+def test_every_benchmark_has_fixtures() -> None:
+    assert set(FIXTURE_COUNTS) | set(HUB_FIXTURES) == set(all_benchmarks())
+
+
+def _content(record: JudgeRecord) -> str:
+    """A record without what depends on its place in the file: the id (often a row number) and, for a pair
+    with a gold winner, which position the winner was placed in."""
+    row = record.model_dump(mode="json", exclude={"id"})
+    if record.task is Task.pairwise and record.label in ("A", "B"):
+        better, worse = (row["response_a"], row["response_b"])[:: 1 if record.label == "A" else -1]
+        row |= {"response_a": better, "response_b": worse, "label": "better first"}
+    return json.dumps(row, sort_keys=True)
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("name", sorted(FIXTURE_COUNTS))
+def test_fixture_records_are_those_of_the_full_files(name: str) -> None:
+    full = {_content(r) for r in _load(name)}
+    assert all(_content(r) in full for r in get(name).load(LoadContext(LOCAL_FIXTURES)))
+
+
 # --- local benchmarks on the real data root --------------------------------------------------------
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("name", sorted(LOCAL_COUNTS))
 def test_local_counts_labels_and_ids(name: str) -> None:
     records = _load(name)
@@ -105,6 +154,7 @@ def test_local_counts_labels_and_ids(name: str) -> None:
         assert Counter(r.label for r in records) == labels
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("name", sorted(LOCAL_COUNTS))
 def test_local_deterministic(name: str) -> None:
     first = _dump(_load(name))
@@ -112,6 +162,7 @@ def test_local_deterministic(name: str) -> None:
     assert first == second
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("name", RANDOMISED)
 def test_placement_balanced_and_seeded(name: str) -> None:
     records = _load(name)
@@ -122,6 +173,7 @@ def test_placement_balanced_and_seeded(name: str) -> None:
     assert [r.label for r in other_seed] != [r.label for r in records]
 
 
+@pytest.mark.data
 def test_evalbiasbench_better_response_follows_label() -> None:
     raw = json.loads((DATA_ROOT / "evalbiasbench" / "biasbench.json").read_text())
     better = {item["instruction"] + item["response2"]: item["response1"] for items in raw.values() for item in items}
@@ -132,6 +184,7 @@ def test_evalbiasbench_better_response_follows_label() -> None:
     assert Counter(r.bias for r in _load("evalbiasbench"))["length bias"] == 17
 
 
+@pytest.mark.data
 def test_hhh_subsets_and_rubric() -> None:
     records = _load("hhh")
     assert Counter(r.subset for r in records) == {"honest": 61, "helpful": 59, "harmless": 58, "other": 43}
@@ -139,6 +192,7 @@ def test_hhh_subsets_and_rubric() -> None:
     assert all(r.response_a != r.response_b for r in records)
 
 
+@pytest.mark.data
 def test_mt_bench_splits_prompt_and_gold() -> None:
     raw = json.loads((DATA_ROOT / "mt-bench" / "mt_bench_eval.json").read_text())
     records = _load("mt-bench")
@@ -153,11 +207,13 @@ def test_mt_bench_splits_prompt_and_gold() -> None:
     assert Counter(r.category for r in records)["coding"] == 40
 
 
+@pytest.mark.data
 def test_llmbar_adversarial_subsets() -> None:
     counts = Counter(r.subset for r in _load("llmbar-adversarial"))
     assert counts == {"Neighbor": 134, "GPTInst": 92, "GPTOut": 47, "Manual": 46}
 
 
+@pytest.mark.data
 def test_empty_responses_become_placeholder() -> None:
     auto_j = _load("auto-j")
     assert auto_j[568].response_b == EMPTY_RESPONSE and auto_j[568].label == "A"
@@ -166,12 +222,13 @@ def test_empty_responses_become_placeholder() -> None:
 
 
 def test_hh_rlhf_instruction_is_shared_dialogue() -> None:
-    record = _load("hh-rlhf-harmless")[0]
+    record = _load("hh-rlhf-harmless", root=LOCAL_FIXTURES)[0]
     assert record.instruction.startswith("Human:")
     assert not record.instruction.rstrip().endswith("Assistant:")
     assert "Assistant:" not in record.response_a[:20] and "Assistant:" not in record.response_b[:20]
 
 
+@pytest.mark.data
 def test_flask_without_gold_is_unavailable() -> None:
     with pytest.raises(BenchmarkUnavailable, match="no gold scores"):
         get("flask").load(LoadContext(DATA_ROOT))
@@ -179,7 +236,7 @@ def test_flask_without_gold_is_unavailable() -> None:
 
 def test_hub_benchmark_without_copy_is_unavailable() -> None:
     with pytest.raises(BenchmarkUnavailable, match=r"reward-bench.*allenai/reward-bench.*HF_HUB_OFFLINE"):
-        get("rewardbench").load(LoadContext(DATA_ROOT))
+        get("rewardbench").load(LoadContext(LOCAL_FIXTURES))
 
 
 # --- hub-format loaders on fixtures ----------------------------------------------------------------

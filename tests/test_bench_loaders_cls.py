@@ -1,4 +1,5 @@
-"""Classification / JUDGE-BENCH loaders on the real data root, and the generic labelled-file loader."""
+"""Classification / JUDGE-BENCH loaders on the full data (``data``: needs the data root; every loader also runs
+on rows cut from its files in test_bench_loaders.py), and the generic labelled-file loader."""
 
 from __future__ import annotations
 
@@ -50,9 +51,7 @@ SUBSETS = {
 
 @pytest.fixture(scope="module")
 def ctx() -> LoadContext:
-    root = default_data_root()
-    assert root is not None and (root / "INDEX.md").exists(), "the shared benchmark data root is missing"
-    return LoadContext(root)
+    return LoadContext(default_data_root())
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +59,7 @@ def loaded(ctx: LoadContext) -> dict[str, list[JudgeRecord]]:
     return {name: registry.get(name).load(ctx) for name in EXPECTED}
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_loader_counts_labels_and_ids(name: str, loaded: dict[str, list[JudgeRecord]]) -> None:
     task, count, label_counts = EXPECTED[name]
@@ -81,6 +81,7 @@ def test_loader_counts_labels_and_ids(name: str, loaded: dict[str, list[JudgeRec
     assert rubric.objective and (rubric.yes if task is Task.classification else rubric.score1)
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_records_round_trip_through_the_schema(name: str, loaded: dict[str, list[JudgeRecord]]) -> None:
     for number, record in enumerate(loaded[name][:50], 1):
@@ -89,16 +90,19 @@ def test_records_round_trip_through_the_schema(name: str, loaded: dict[str, list
         assert again.record == record
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("name", sorted(SUBSETS))
 def test_subsets(name: str, loaded: dict[str, list[JudgeRecord]]) -> None:
     assert registry.get(name).subsets_field == "subset"
     assert {r.extra_fields()["subset"] for r in loaded[name]} == SUBSETS[name]
 
 
+@pytest.mark.data
 def test_order_is_deterministic(ctx: LoadContext, loaded: dict[str, list[JudgeRecord]]) -> None:
     assert [r.record.id for r in classification.load_qags(ctx)] == [r.id for r in loaded["qags"]]
 
 
+@pytest.mark.data
 def test_grounded_sets_carry_their_source(loaded: dict[str, list[JudgeRecord]]) -> None:
     first_lfqa = loaded["lfqa-verification"][0]
     assert first_lfqa.instruction.startswith('Documents:\n"""\n[1] ')
@@ -118,6 +122,7 @@ def test_lfqa_majority_counts_partially_as_unsupported() -> None:
     assert not classification.lfqa_supported(["supported", "not_supported", "partially"])
 
 
+@pytest.mark.data
 def test_judgebench_splits_instance(loaded: dict[str, list[JudgeRecord]]) -> None:
     for record in loaded["judgebench-inferential-strategies"][:20]:
         assert "### MODEL RESPONSE" not in record.instruction
@@ -128,6 +133,7 @@ def test_judgebench_splits_instance(loaded: dict[str, list[JudgeRecord]]) -> Non
         assert record.response.startswith("Step ") and "JUDGE:" not in record.instruction
 
 
+@pytest.mark.data
 def test_graded_labels_are_rounded_means(loaded: dict[str, list[JudgeRecord]]) -> None:
     for record in loaded["judgebench-newsroom"]:
         mean = record.extra_fields()["mean_human"]

@@ -19,6 +19,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "curate"
 COLUMNS = {"prompt", "chosen", "rejected", "id", "source", "task", "kind", "mode", "chosen_label", "rejected_label",
            "swapped"}
 
+pytestmark = pytest.mark.model  # every test here reads the run of the tiny_run fixture (the real embedded teacher)
+
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> tuple[Path, object]:

@@ -295,6 +295,7 @@ def test_decontamination_by_ngram_overlap():
     assert [i.id for i in kept] == [short_response.id, "s-3"]
 
 
+@pytest.mark.data
 def test_vicuna80_keeps_only_the_questions_vicuna_bench_heldout_leaves_out():
     """Real data: with vicuna-bench excluded and its held-out half indexed, decontamination removes every
     Vicuna-80 item on an odd question and keeps the even ones but four (other benchmarks not indexed here)."""
@@ -324,6 +325,7 @@ def test_decontam_exclude_names_must_be_benchmarks():
 
 
 # -- reward-model filter --------------------------------------------------------------------------------------
+@pytest.mark.model  # embedded_hf_dir: the embedded model converted to a transformers folder
 def test_rm_filter_with_a_tiny_random_reward_model(tmp_path):
     torch = pytest.importorskip("torch")
     from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
@@ -349,6 +351,7 @@ def test_rm_filter_with_a_tiny_random_reward_model(tmp_path):
     assert json.dumps(all_scores[4]) == "NaN"  # no threshold for source b: not scored
 
 
+@pytest.mark.model  # the embedded model's tokenizer: embedded_hf_dir converts the model on first use
 def test_item_stages_run_as_datasets_maps_in_worker_processes(tmp_path):
     from gavel.bench.registry import LoadContext
     from gavel.curate.pipeline import Report, _tokenizer, decontaminate, lengths

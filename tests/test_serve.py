@@ -216,11 +216,13 @@ def test_bad_bodies_are_refused_naming_the_field(backend: Backend) -> None:
 
 
 def test_a_full_queue_answers_503_with_retry_after(backend: Backend) -> None:
-    with serving(backend, max_queue=2, max_batch=1) as (url, service):
+    """Requests of two records, room for three: one request runs, one waits, the rest are refused."""
+    with serving(backend, max_queue=3, max_batch=2) as (url, service):
         async def burst() -> list[httpx.Response]:
             async with httpx.AsyncClient(base_url=url, timeout=300) as client:
-                return await asyncio.gather(*[client.post("/v1/judge", json={"records": [RECORDS[i % 3]]})
-                                              for i in range(8)])
+                return await asyncio.gather(*[
+                    client.post("/v1/judge", json={"records": [RECORDS[i % 3], RECORDS[(i + 1) % 3]]})
+                    for i in range(10)])
         responses = asyncio.run(burst())
         assert service.batcher.depth == 0
     codes = sorted(r.status_code for r in responses)

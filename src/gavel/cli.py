@@ -185,6 +185,7 @@ def _print_summary(summary, model_name: str) -> None:
     table.add_row("output", str(summary.output))
     table.add_row("judged now", str(summary.judged))
     table.add_row("already done (skipped)", str(summary.skipped))
+    table.add_row("edited since judged (judged again)", str(summary.rejudged))
     table.add_row("rows failed", str(summary.failed))
     for result, count in sorted(summary.results.items()):
         table.add_row(f"result {result}", str(count))
@@ -444,6 +445,8 @@ def serve(
     repetition_penalty: PenaltyOption = DEFAULTS.repetition_penalty,
     retries: Annotated[int, typer.Option(help="Re-ask (sampling) when no result could be read "
                                          f"({allowed_range('retries')}).")] = DEFAULTS.retries,
+    batch: BatchOption = None,
+    threads: ThreadsOption = None,
     host: Annotated[str, typer.Option(help="Interface to listen on; anything but loopback needs an API key.")
                     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
@@ -488,7 +491,7 @@ def serve(
         templates = load_templates(template)
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         with console.status("loading model…"):
-            judge_ = Judge(model, settings, templates=templates)
+            judge_ = Judge(_backend(model, batch, threads), settings, templates=templates)
     except ImportError as exc:
         _usage_error(RuntimeError(f"gavel serve needs the serve extra: pip install 'gavel[serve]' ({exc})"))
     except (OSError, ValueError, TemplateError, RuntimeError) as exc:
