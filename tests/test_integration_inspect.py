@@ -105,3 +105,22 @@ def test_an_unreadable_verdict_is_unscored_never_incorrect():
                                        "probabilities": {"Yes": 0.2, "No": 0.8}})
     score = to_score(read, lambda verdict: INCORRECT if verdict == "No" else "C")
     assert score.value == INCORRECT and score.explanation == "Wrong." and score.metadata["probabilities"]["No"] == 0.8
+
+
+@pytest.mark.model
+def test_gavel_compare_scores_the_output_against_the_target_in_both_orders():
+    import asyncio
+
+    from inspect_ai.model import ModelOutput
+    from inspect_ai.scorer import Target
+    from inspect_ai.solver import TaskState
+
+    from gavel.integrations.inspect import compare, shared_judge
+
+    state = TaskState(model="mockllm/model", sample_id=1, epoch=1, input="What is 12 times 3?", messages=[],
+                      output=ModelOutput.from_content(model="mockllm/model", content="It is 36."))
+    score = asyncio.run(compare(mode="verdict")(state, Target("36")))
+    judge = shared_judge(mode="verdict", pairwise=True)
+    direct = judge.compare("What is 12 times 3?", "It is 36.", "36")
+    assert judge.both_orders and score.value == pytest.approx(direct.p_a, abs=1e-4)
+    assert score.answer == direct.result and score.metadata["orders_agree"] == direct.orders_agree

@@ -44,9 +44,10 @@ _LOADING = threading.Lock()
 @functools.cache
 def _judge(model: str | None, mode: str | None, template: str | None, max_new_tokens: int | None,
            cache_path: str | None, pairwise: bool) -> Judge:
+    if pairwise:  # the same loaded model, reading each pair in both orders
+        return both_orders(_judge(model, mode, template, max_new_tokens, cache_path, False))
     settings = _present({"mode": mode, "template": template, "max_new_tokens": max_new_tokens})
-    judge = Judge(model, cache=cache_path, **settings)
-    return both_orders(judge) if pairwise else judge
+    return Judge(model, cache=cache_path, **settings)
 
 
 def shared_judge(model: str | None = None, mode: str | None = None, template: str | None = None,
