@@ -121,3 +121,17 @@ def openai_server() -> Iterator[str]:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+
+
+@pytest.fixture
+def gavel(monkeypatch):
+    """The CLI in-process: the console widened so messages are not wrapped, one llama.cpp thread (on a shared,
+    busy machine several spinning threads are far slower than one)."""
+    from typer.testing import CliRunner
+
+    from gavel import cli
+
+    monkeypatch.setattr(cli.console, "width", 1000)
+    monkeypatch.setenv("GAVEL_THREADS", "1")
+    runner = CliRunner()
+    return lambda *args: runner.invoke(cli.app, [str(a) for a in args])

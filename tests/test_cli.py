@@ -16,20 +16,6 @@ QUICKSTART = Path(__file__).resolve().parents[1] / "examples" / "quickstart.json
 pytestmark = pytest.mark.model
 
 
-@pytest.fixture
-def gavel(monkeypatch):
-    """Invoke the CLI; the console is widened so messages are not wrapped.
-
-    One llama.cpp thread: on a shared, busy machine several spinning threads are far slower than one.
-    """
-    monkeypatch.setattr(cli.console, "width", 1000)
-    monkeypatch.setenv("GAVEL_THREADS", "1")
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(cli.app, [str(a) for a in args])
-
-    return invoke
 
 
 def _lines(path: Path) -> list[dict]:

@@ -13,12 +13,10 @@ from pathlib import Path
 
 import pytest
 
-import gavel
 from gavel.judge.result import JudgeResult
 
 pytest.importorskip("inspect_ai")
 
-SRC = str(Path(gavel.__file__).resolve().parents[1])
 INSPECT = Path(sys.executable).with_name("inspect")
 
 EVAL = textwrap.dedent("""
@@ -48,8 +46,10 @@ EVAL = textwrap.dedent("""
 
 
 def _env() -> dict[str, str]:
-    path = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
-    return {**os.environ, "PYTHONPATH": path, "GAVEL_THREADS": "1", "INSPECT_LOG_LEVEL": "warning"}
+    """The parent's environment as it is: gavel must be found as installed (prepending its source folder would
+    let importlib.metadata find the source tree's bare egg-info first, and Inspect would then register the
+    scorers without their `gavel/` namespace)."""
+    return {**os.environ, "GAVEL_THREADS": "1", "INSPECT_LOG_LEVEL": "warning"}
 
 
 def test_gavel_registers_its_scorers_through_the_inspect_ai_entry_point():

@@ -16,9 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from gavel import cli
 from gavel.backends.base import Backend, BackendInfo, Reply, Request
 from gavel.io import OutputError, OutputLocked, read_jsonl
 from gavel.judge.engine import Judge, _verdict
@@ -65,17 +63,6 @@ def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in text.splitlines()]
 
 
-@pytest.fixture
-def gavel(monkeypatch):
-    """The CLI in-process (widened console, one llama.cpp thread: the machine is shared)."""
-    monkeypatch.setattr(cli.console, "width", 1000)
-    monkeypatch.setenv("GAVEL_THREADS", "1")
-    runner = CliRunner()
-
-    def invoke(*args):
-        return runner.invoke(cli.app, [str(a) for a in args])
-
-    return invoke
 
 
 def _env() -> dict[str, str]:

@@ -15,9 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from gavel import cli
 from gavel.backends import parse_spec
 from gavel.backends.base import Backend, BackendInfo, Reply
 from gavel.backends.embedded import embedded_gguf, judge_adapter
@@ -38,13 +36,6 @@ PAIRS = [
 ]
 
 
-@pytest.fixture
-def gavel(monkeypatch):
-    """The CLI in-process (widened console, one llama.cpp thread: the machine is shared)."""
-    monkeypatch.setattr(cli.console, "width", 1000)
-    monkeypatch.setenv("GAVEL_THREADS", "1")
-    runner = CliRunner()
-    return lambda *args: runner.invoke(cli.app, [str(a) for a in args])
 
 
 def _write(path: Path, rows: list[dict]) -> Path:

@@ -24,17 +24,6 @@ CURATE_DATA = FIXTURES / "curate" / "train"
 PAIRS_FIXTURE = FIXTURES / "train" / "pairs.jsonl"
 
 
-@pytest.fixture
-def gavel(monkeypatch):
-    """The CLI in-process (widened console, one llama.cpp thread: the machine is shared)."""
-    monkeypatch.setattr(cli.console, "width", 1000)
-    monkeypatch.setenv("GAVEL_THREADS", "1")
-    runner = CliRunner()
-
-    def invoke(*args):
-        return runner.invoke(cli.app, [str(a) for a in args])
-
-    return invoke
 
 
 def one_error(output: str) -> str:

@@ -39,6 +39,8 @@ MaxTokensOption = Annotated[int, typer.Option(
 PenaltyOption = Annotated[float, typer.Option(
     help=f"Critique generation: repetition penalty ({allowed_range('repetition_penalty')}; 1.0 = off). Applied by "
     "llama.cpp, transformers and vLLM; an OpenAI-compatible server uses its own setting.")]
+RetriesOption = Annotated[int, typer.Option(
+    help=f"Re-ask (sampling) when no result could be read ({allowed_range('retries')}).")]
 CacheOption = Annotated[Path | None, typer.Option(
     "--cache", help="Judgment cache file (SQLite; created if missing): items judged before with the same model, "
     "template, mode and settings are read from it, not judged again. Several runs may share one.")]
@@ -73,8 +75,7 @@ def judge(
         "--output", "-o", help="Output JSONL (default: INPUT_STEM.judged.jsonl). Re-running resumes.")] = None,
     max_new_tokens: MaxTokensOption = DEFAULTS.max_new_tokens,
     repetition_penalty: PenaltyOption = DEFAULTS.repetition_penalty,
-    retries: Annotated[int, typer.Option(help="Re-ask (sampling) when no result could be read "
-                                         f"({allowed_range('retries')}).")] = DEFAULTS.retries,
+    retries: RetriesOption = DEFAULTS.retries,
     cache: CacheOption = None,
     batch: BatchOption = None,
     threads: ThreadsOption = None,
@@ -450,8 +451,7 @@ def serve(
         "--both-orders", help="Pairwise: judge both orders by default (a request may say otherwise).")] = False,
     max_new_tokens: MaxTokensOption = DEFAULTS.max_new_tokens,
     repetition_penalty: PenaltyOption = DEFAULTS.repetition_penalty,
-    retries: Annotated[int, typer.Option(help="Re-ask (sampling) when no result could be read "
-                                         f"({allowed_range('retries')}).")] = DEFAULTS.retries,
+    retries: RetriesOption = DEFAULTS.retries,
     batch: BatchOption = None,
     threads: ThreadsOption = None,
     host: Annotated[str, typer.Option(help="Interface to listen on; anything but loopback needs an API key.")

@@ -26,7 +26,6 @@ from gavel.judge.templates import builtin_names
 from gavel.serve.batcher import Job, QueueFull, ShuttingDown
 from gavel.serve.config import Limits, public_limits
 from gavel.serve.schemas import (
-    BackendReply,
     GenerateBody,
     GenerateResponse,
     Health,
@@ -126,7 +125,7 @@ def create_app(service: JudgeService) -> ASGIApp:
                 _check_length(message.content, f"requests[{i}].messages[{j}].content", limits.max_prompt_chars)
         rendered = [item.to_request() for item in body.requests]
         replies = await _answer(service, request, lambda: service.submit_requests(rendered))
-        return GenerateResponse(replies=[BackendReply.from_reply(r) for r in replies])
+        return GenerateResponse(replies=replies)
 
     @app.get("/healthz", response_model=Health)
     async def healthz() -> Health:

@@ -135,27 +135,10 @@ class GenerateBody(BaseModel):
     requests: list[BackendRequest]
 
 
-class BackendReply(BaseModel):
-    """A backend's reply: generated text and the verdict distribution; ``error`` for an item that failed."""
-
-    text: str = ""
-    label_probs: dict[str, float] | None = None
-    forced: bool = False
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    latency_s: float = 0.0
-    error: str | None = None
-    input_error: bool = False
-
-    @classmethod
-    def from_reply(cls, reply: Reply) -> BackendReply:
-        return cls(text=reply.text, label_probs=reply.label_probs, forced=reply.forced,
-                   prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
-                   latency_s=reply.latency_s, error=reply.error, input_error=reply.input_error)
-
-
 class GenerateResponse(BaseModel):
-    replies: list[BackendReply]
+    """The replies of ``POST /v1/generate``, as the backend produced them."""
+
+    replies: list[Reply]
 
 
 class ModelCard(BaseModel):
