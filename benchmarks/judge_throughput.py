@@ -11,6 +11,15 @@ Batching (llama.cpp, several sequences per forward pass) against one at a time, 
 weighs on both, with verdict agreement between the two:
 
     python benchmarks/judge_throughput.py --items 100 --phases batching --batches 1,8 --out docs/batching.json
+
+The shipped judge's one-at-a-time path (today's) against the faster paths, verdict mode in both orders and
+critique mode at default settings, one phase after the other: the adapter batched (``--batch 8``), the merged
+Q8_0 judge (``default@q8_0``, batched by default), and the merged judge with 1 and 2 threads while another
+process keeps one core busy. Each phase reports judgments/s, tokens/s, its share of the CPU's fp32 limit,
+peak memory, and against today's path the verdicts that differ, the largest probability change and the
+critiques that differ:
+
+    python benchmarks/judge_throughput.py --items 100 --phases paths --out docs/throughput_paths.json
 """
 
 from __future__ import annotations
@@ -25,6 +34,21 @@ import time
 from pathlib import Path
 
 PHASES = ("gavel-verdict", "gavel-critique", "baseline-generate")
+#: `--phases paths`: NAME -> (mode, both orders, batch, model spec, threads, a competing busy process)
+PATHS = {
+    "verdict-both today": ("verdict", True, 1, None, None, False),
+    "verdict-both --batch 8": ("verdict", True, 8, None, None, False),
+    "verdict-both default@q8_0": ("verdict", True, None, "default@q8_0", None, False),
+    "critique today": ("critique", False, 1, None, None, False),
+    "critique --batch 8": ("critique", False, 8, None, None, False),
+    "critique default@q8_0 --batch 1": ("critique", False, 1, "default@q8_0", None, False),
+    "critique default@q8_0": ("critique", False, None, "default@q8_0", None, False),
+    "critique default@q8_0, busy core, 2 threads": ("critique", False, None, "default@q8_0", 2, True),
+    "critique default@q8_0, busy core, 1 thread": ("critique", False, None, "default@q8_0", 1, True),
+    "verdict-both default@q8_0, busy core, 1 thread": ("verdict", True, None, "default@q8_0", 1, True),
+}
+#: SmolLM2-135M's parameters: each token passes through every weight once, 2 FLOPs per weight.
+MODEL_PARAMETERS = 134.5e6
 
 
 def load_items(n: int) -> list:
@@ -36,12 +60,16 @@ def load_items(n: int) -> list:
 
 
 def run_gavel(mode: str, items: list, max_new_tokens: int, batch: int | None = None,
-              both_orders: bool = False) -> dict:
+              both_orders: bool = False, model: str | None = None, threads: int | None = None) -> dict:
     from gavel.backends import load_backend
     from gavel.judge.engine import Judge
 
+    options = {"batch_size": batch} if batch else {}
+    if threads:
+        options["n_threads"] = threads
+    load_backend(model).close()  # a merged judge is built on its first load: not counted
     start = time.perf_counter()
-    backend = load_backend(None, **({"batch_size": batch} if batch else {}))
+    backend = load_backend(model, **options)
     judge = Judge(backend, mode=mode, max_new_tokens=max_new_tokens, both_orders=both_orders)
     load_s = time.perf_counter() - start
     start = time.perf_counter()
@@ -110,7 +138,15 @@ def run_baseline(items: list, max_new_tokens: int) -> dict:
 
 def run_phase(phase: str, n: int, max_new_tokens: int) -> dict:
     items = load_items(n)
-    if "@" in phase:  # MODE[-both]@BATCH, e.g. verdict-both@8
+    if phase in PATHS:
+        mode, both, batch, model, threads, busy = PATHS[phase]
+        rival = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+        try:
+            result = run_gavel(mode, items, max_new_tokens, batch, both, model, threads)
+        finally:
+            if rival is not None:
+                rival.kill()
+    elif "@" in phase:  # MODE[-both]@BATCH, e.g. verdict-both@8
         mode, batch = phase.split("@")
         result = run_gavel(mode.removesuffix("-both"), items, max_new_tokens, int(batch), mode.endswith("-both"))
     elif phase == "baseline-generate":
@@ -140,6 +176,9 @@ def main() -> None:
     phases = args.phases.split(",")
     if phases == ["batching"]:  # each mode at every batch size, one after the other
         phases = [f"{mode}@{b}" for mode in ("verdict-both", "critique") for b in args.batches.split(",")]
+    if phases == ["paths"]:
+        phases = list(PATHS)
+        results["fp32_gflops"] = fp32_gflops()
     for phase in phases:
         cmd = [sys.executable, __file__, "--phase", phase, "--items", str(args.items),
                "--baseline-items", str(args.baseline_items), "--max-new-tokens", str(args.max_new_tokens)]
@@ -153,7 +192,8 @@ def main() -> None:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=2) + "\n")
     for r in results.values():
-        r.setdefault("command", " ".join([Path(sys.executable).name, *sys.argv]))
+        if isinstance(r, dict):
+            r.setdefault("command", " ".join([Path(sys.executable).name, *sys.argv]))
     if "baseline-generate" in results:
         base = results["baseline-generate"]["judgments_per_s"]
         for phase in ("gavel-verdict", "gavel-critique"):
@@ -161,12 +201,48 @@ def main() -> None:
                 results[phase]["speedup_vs_baseline"] = results[phase]["judgments_per_s"] / base
                 print(f"{phase}: {results[phase]['speedup_vs_baseline']:.1f}x the baseline's judgments/s")
     report_batching(results)
+    report_paths(results)
     if "gavel-verdict" in results:
         print(f"verdict-mode prompt tokens/s: {results['gavel-verdict']['prompt_tokens_per_s']:.0f} "
               "(CPU fp32 limit for a 135M model ~570; cached template prefixes count as processed)")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def fp32_gflops(size: int = 2048, repeats: int = 10) -> float:
+    """The CPU's fp32 limit as measured: GFLOP/s of a square fp32 matrix product (numpy's BLAS, all cores)."""
+    import numpy as np
+
+    a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
+    a @ a  # warm up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ a
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def report_paths(results: dict) -> None:
+    """Each path against today's (same mode): speed, share of the fp32 limit, what changed."""
+    peak = results.get("fp32_gflops")
+    for name, r in results.items():
+        if name not in PATHS:
+            continue
+        mode = PATHS[name][0] + ("-both" if PATHS[name][1] else "")
+        base = results.get(f"{mode} today")
+        r["fp32_share"] = r["tokens_per_s"] * 2 * MODEL_PARAMETERS / (peak * 1e9) if peak else None
+        if base is None:
+            continue
+        r["vs_today"] = {
+            "speedup": r["judgments_per_s"] / base["judgments_per_s"],
+            "verdicts_differ": sum(a != b for a, b in zip(base["verdicts"], r["verdicts"], strict=True)),
+            "max_probability_difference": max((abs(p[k] - q[k]) for p, q in zip(base["probabilities"],
+                                               r["probabilities"], strict=True) if p and q for k in p), default=0.0),
+            "critiques_differ": sum(a != b for a, b in zip(base["critiques"], r["critiques"], strict=True))}
+        v = r["vs_today"]
+        print(f"{name}: {v['speedup']:.2f}x today; {r['fp32_share']:.0%} of the fp32 limit; verdicts differ on "
+              f"{v['verdicts_differ']}/{r['items']}, max probability difference {v['max_probability_difference']:.3f}, "
+              f"critiques differ on {v['critiques_differ']}", flush=True)
 
 
 def report_batching(results: dict) -> None:

@@ -1,12 +1,13 @@
 """Weight formats of the default judge: today's Q4_1 base + LoRA applied at every pass, against one merged file.
 
-Builds the merged model once (the adapter folded into the dequantized base, written as F32 with gguf-py, then
-quantized by llama.cpp's own `llama_model_quantize` to Q4_1, Q8_0 and F16), then for each format measures
-prefill (verdict mode: prompt tokens evaluated per second), decode (critique mode: generated tokens per
-second) and how far the label probabilities move from today's on the quickstart records (and the first LLMBar
-Natural items when the data root is there). Each format runs in its own process.
+Builds the merged model once (`gavel.backends.merge`: the adapter folded into the dequantized base, written as
+F32 with gguf-py, then quantized by llama.cpp's own `llama_model_quantize` to each format), then for each
+format measures prefill (verdict mode: prompt tokens evaluated per second), decode (greedy tokens per second
+of one sequence after its prompt) and how far the label probabilities move from today's on the committed
+fixture records (every local-suite benchmark's rows in ``tests/fixtures/bench/local``) and the quickstart
+records. Each format runs in its own process.
 
-    python benchmarks/weight_formats.py --items 20 --out docs/weight_formats.json
+    python benchmarks/weight_formats.py --out docs/weight_formats.json
 """
 
 from __future__ import annotations
@@ -18,79 +19,38 @@ import sys
 import time
 from pathlib import Path
 
-FORMATS = {"q4_1": 3, "q8_0": 7, "f16": 1}  # llama.cpp file types
-QUICKSTART = Path(__file__).resolve().parents[1] / "examples" / "quickstart.jsonl"
-
-
-def merge_to_f32(base: Path, adapter: Path, out: Path) -> Path:
-    """The base GGUF with the LoRA adapter folded in (W + alpha/r * B A), every tensor F32."""
-    import gguf
-    import numpy as np
-
-    reader, lora = gguf.GGUFReader(str(base)), gguf.GGUFReader(str(adapter))
-    alpha = float(lora.fields["adapter.lora.alpha"].contents())
-    pieces = {t.name: t for t in lora.tensors}
-    arch = reader.fields["general.architecture"].contents()
-    writer = gguf.GGUFWriter(str(out), arch)
-    for field in reader.fields.values():
-        if field.name in ("general.architecture", "general.file_type") or field.name.startswith("GGUF."):
-            continue
-        kind = field.types[0]
-        sub = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
-        writer.add_key_value(field.name, field.contents(), kind, sub_type=sub)
-    writer.add_file_type(0)
-    for tensor in reader.tensors:
-        weights = gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
-        a, b = pieces.get(f"{tensor.name}.lora_a"), pieces.get(f"{tensor.name}.lora_b")
-        if a is not None and b is not None:
-            a_ = np.asarray(a.data, dtype=np.float32)  # (r, in)
-            b_ = np.asarray(b.data, dtype=np.float32)  # (out, r)
-            weights = weights + (alpha / a_.shape[0]) * (b_ @ a_)
-        writer.add_tensor(tensor.name, np.ascontiguousarray(weights))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return out
-
-
-def quantize(source: Path, out: Path, ftype: int) -> Path:
-    import llama_cpp
-
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = ftype
-    params.nthread = 2
-    if llama_cpp.llama_model_quantize(str(source).encode(), str(out).encode(), params) != 0:
-        raise RuntimeError(f"llama.cpp could not quantize {source} to {out}")
-    return out
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = ROOT / "examples" / "quickstart.jsonl"
+FIXTURES = ROOT / "tests" / "fixtures" / "bench" / "local"
 
 
 def build(folder: Path) -> dict[str, str]:
+    """Today's spec and one merged file per format (an F32 merge kept as the exact reference)."""
     from gavel.backends.embedded import embedded_gguf, judge_adapter
+    from gavel.backends.merge import FILE_TYPES, merge_to_f32, quantize
 
     folder.mkdir(parents=True, exist_ok=True)
     f32 = folder / "judge-merged.f32.gguf"
     if not f32.exists():
         merge_to_f32(embedded_gguf(), judge_adapter(), f32)
-    specs = {"q4_1+lora (today)": "default"}
-    for name, ftype in FORMATS.items():
+    specs = {"q4_1+lora (today)": "default", "merged f32 (exact)": str(f32)}
+    for name in FILE_TYPES:
         path = folder / f"judge-merged.{name}.gguf"
         if not path.exists():
-            quantize(f32, path, ftype)
+            quantize(f32, path, name)
         specs[f"merged {name}"] = str(path)
     return specs
 
 
-def records(n: int) -> list:
+def records(per_benchmark: int) -> list:
+    """The quickstart records, then up to ``per_benchmark`` committed fixture records of each local benchmark."""
+    from gavel.bench import registry
     from gavel.judge.records import JudgeRecord
 
     items = [JudgeRecord.model_validate(json.loads(line)) for line in QUICKSTART.read_text().splitlines()]
-    try:
-        from gavel.bench import registry
-
-        items += registry.get("llmbar-natural").load(registry.LoadContext(registry.default_data_root()))[:n]
-    except Exception as exc:  # no data root: the quickstart records alone
-        print(f"LLMBar Natural not loaded ({exc}); quickstart records only", file=sys.stderr)
+    ctx = registry.LoadContext(FIXTURES)
+    for bench in registry.suite("local"):
+        items += bench.load(ctx)[:per_benchmark]
     return items
 
 
@@ -99,22 +59,42 @@ def measure(spec: str, n: int, max_new_tokens: int) -> dict:
     from gavel.judge.engine import Judge
 
     items = records(n)
-    backend = load_backend(spec)
+    backend = load_backend(spec, batch_size=1)
     start = time.perf_counter()
     verdicts = Judge(backend, mode="verdict").judge(items)
     verdict_s = time.perf_counter() - start
-    start = time.perf_counter()
-    critiques = Judge(backend, mode="critique", max_new_tokens=max_new_tokens).judge(items[:4])
-    critique_s = time.perf_counter() - start
     return {"probabilities": [r.probabilities for r in verdicts],
             "prompt_tokens_per_s": sum(r.prompt_tokens for r in verdicts) / verdict_s,
-            "critique_tokens_per_s": sum(r.completion_tokens for r in critiques) / critique_s,
+            "decode_tokens_per_s": decode_rate(backend, items[0], max_new_tokens),
             "size_mib": Path(spec).stat().st_size / 2**20 if Path(spec).exists() else None}
+
+
+def decode_rate(backend, item, tokens: int) -> float:
+    """Greedy tokens per second of one sequence after its prompt (the prompt's own evaluation not counted)."""
+    from gavel.judge.engine import Judge
+
+    prompt = backend._encode(backend.render(Judge(backend, mode="critique")._prepare(item).requests[0].messages))
+    backend.llm.reset()
+    start = 0.0
+    for produced, _ in enumerate(backend.llm.generate(prompt, top_k=1, repeat_penalty=1.0), start=1):
+        if produced == 1:  # the prompt is in the cache now
+            start = time.perf_counter()
+        elif produced > tokens:
+            break
+    return tokens / (time.perf_counter() - start)
+
+
+def compare(reference: dict, other: dict) -> dict:
+    """Largest label-probability change per record, how many exceed 0.02, and verdicts (top labels) that differ."""
+    pairs = [(p, q) for p, q in zip(reference["probabilities"], other["probabilities"], strict=True) if p and q]
+    gaps = [max(abs(p[k] - q[k]) for k in p) for p, q in pairs]
+    return {"records": len(pairs), "max": max(gaps, default=0.0), "over_0.02": sum(g > 0.02 for g in gaps),
+            "verdicts_differ": sum(max(p, key=p.get) != max(q, key=q.get) for p, q in pairs)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--items", type=int, default=20, help="LLMBar Natural items besides the quickstart records")
+    parser.add_argument("--items", type=int, default=4, help="fixture records per benchmark")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--folder", type=Path, default=Path("runs/weight-formats"))
     parser.add_argument("--spec", help=argparse.SUPPRESS)
@@ -129,12 +109,13 @@ def main() -> None:
                "--max-new-tokens", str(args.max_new_tokens)]
         results[name] = json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
                                    .strip().splitlines()[-1])
-    today = results["q4_1+lora (today)"]["probabilities"]
+    today, exact = results["q4_1+lora (today)"], results["merged f32 (exact)"]
     for name, r in results.items():
-        gaps = [abs(p[k] - q[k]) for p, q in zip(today, r["probabilities"], strict=True) if p and q for k in p]
-        r["max_probability_difference"] = max(gaps, default=0.0)
-        print(f"{name:20s} prefill {r['prompt_tokens_per_s']:6.0f} tok/s  critique {r['critique_tokens_per_s']:5.0f} "
-              f"tok/s  max |P - today| {r['max_probability_difference']:.3f}", flush=True)
+        r["vs_today"], r["vs_exact"] = compare(today, r), compare(exact, r)
+        print(f"{name:20s} prefill {r['prompt_tokens_per_s']:6.0f} tok/s  decode {r['decode_tokens_per_s']:5.0f} "
+              f"tok/s  vs today: max |dP| {r['vs_today']['max']:.3f}, {r['vs_today']['over_0.02']} over 0.02, "
+              f"{r['vs_today']['verdicts_differ']} verdicts differ; vs exact: max |dP| {r['vs_exact']['max']:.3f}",
+              flush=True)
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
 

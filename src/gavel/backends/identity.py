@@ -47,6 +47,7 @@ class ModelIdentity(BaseModel):
     backend: str  # llama.cpp | transformers | openai | ollama | vllm | gavel
     base: FileIdentity | None = None  # local weights: a file or a model folder
     adapter: FileIdentity | None = None  # a LoRA adapter applied at load
+    merged: str | None = None  # the adapter folded into the base, in this format (gavel.backends.merge)
     name: str | None = None  # a hub id or a served model's name, when there are no local weights
     base_url: str | None = None  # a server's URL
 
@@ -58,20 +59,23 @@ class ModelIdentity(BaseModel):
             parts.append(self.base.sha256[:_KEY_HEX])
         if self.adapter is not None:
             parts.append("lora:" + self.adapter.sha256[:_KEY_HEX])
+        if self.merged is not None:
+            parts.append("merged:" + self.merged)
         if self.base is None:
             parts += [p for p in (self.base_url, self.name) if p]
         return ":".join(parts)
 
     def __str__(self) -> str:
         where = str(self.base) if self.base is not None else " ".join(p for p in (self.name, self.base_url) if p)
-        return f"{self.backend} {where}" + (f" + adapter {self.adapter}" if self.adapter is not None else "")
+        merged = f" merged as {self.merged}" if self.merged else ""
+        return f"{self.backend} {where}" + (f" + adapter {self.adapter}{merged}" if self.adapter is not None else "")
 
     def changes(self, then: ModelIdentity) -> list[str]:
         """What differs from an earlier identity, one phrase per part ("adapter: X then, Y now")."""
         if then.key == self.key:
             return []
         parts = [(name, getattr(then, name), getattr(self, name))
-                 for name in ("backend", "base", "adapter", "name", "base_url")]
+                 for name in ("backend", "base", "adapter", "merged", "name", "base_url")]
         differ = [f"{name}: {old or 'none'} then, {new or 'none'} now" for name, old, new in parts
                   if _content(old) != _content(new)]
         return differ or [f"model: {then} then, {self} now"]
@@ -100,7 +104,7 @@ def model_identity(spec: str | ModelSpec | None) -> ModelIdentity:
         return ModelIdentity(backend=parsed.kind, name=parsed.model)
     adapter = parsed.options.get("lora_path")
     return ModelIdentity(backend=parsed.kind, base=file_identity(path),
-                         adapter=file_identity(Path(adapter)) if adapter else None)
+                         adapter=file_identity(Path(adapter)) if adapter else None, merged=parsed.options.get("merge"))
 
 
 def file_identity(path: Path) -> FileIdentity:
