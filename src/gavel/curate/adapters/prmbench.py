@@ -76,10 +76,6 @@ def prmbench(ctx: LoadContext) -> Iterator[Yielded]:
 @register("prmbench-pairs", (Task.pairwise,), "PRMBench: the original solution against its error-injected "
           "copy (the original wins)", hub_id="hitsmy/PRMBench_Preview", critique_author="gpt-4o")
 def prmbench_pairs(ctx: LoadContext) -> Iterator[Yielded]:
-    yield from _pairs(ctx)
-
-
-def _pairs(ctx: LoadContext) -> Iterator[Yielded]:
     for path, number, row in _rows(ctx, "prmbench-pairs"):
         if isinstance(row, RowError):
             yield row
