@@ -46,8 +46,8 @@ CacheOption = Annotated[Path | None, typer.Option(
     "template, mode and settings are read from it, not judged again. Several runs may share one.")]
 BatchOption = Annotated[int | None, typer.Option(
     "--batch", min=1, help="Requests per forward pass (llama.cpp: KV-cache sequences; transformers, vLLM: batch "
-    "size). llama.cpp: 8 on a GGUF file (merged judges like default@q8_0 included), bit for bit the results of "
-    "one at a time; 1 with an adapter applied at every pass (the default judge), where more gives the same "
+    "size). llama.cpp default 1, one at a time; more gives bit for bit the same results on a GGUF file (merged "
+    "judges like default@q8_0 included), and with an adapter applied at every pass (the default judge) the same "
     "verdict-mode results but critique probabilities moved by up to ~0.02 (docs/performance.md).")]
 ThreadsOption = Annotated[int | None, typer.Option(
     "--threads", min=1, help="CPU threads for llama.cpp (default $GAVEL_THREADS, else one per core; on a "

@@ -13,8 +13,8 @@ spec                            backend
 ``GGUF_SPEC+adapter.gguf``      a llama.cpp spec with a LoRA adapter (GGUF) applied at load, e.g.
                                 ``smollm2+runs/tiny-cpu/train/adapter.gguf`` (what ``gavel train`` writes)
 ``SPEC@FORMAT``                 a spec with an adapter (``default`` too), merged into one file in FORMAT
-                                (``q8_0``, ``f16``, ``bf16``, ``q4_1``), built once into the cache: about 2x
-                                faster prompts, probabilities within ~0.03 (docs/performance.md)
+                                (``q8_0``, ``f16``, ``bf16``, ``q4_1``), built once into the cache: Q8_0 about
+                                1.7x the judgments/s, probabilities within ~0.03 (docs/performance.md)
 ``path/to/folder``              transformers on a local model folder (``hf:PATH`` says so explicitly)
 ``hf:ORG/NAME``, ``ORG/NAME``   transformers on a hub id (where the hub is reachable)
 ``ollama:NAME``                 Ollama's OpenAI-compatible API (``$OLLAMA_HOST``, default localhost:11434)

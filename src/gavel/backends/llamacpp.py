@@ -1,9 +1,9 @@
 """llama.cpp backend (llama-cpp-python) for GGUF files, the home of the embedded default model.
 
-By default a GGUF without an unmerged adapter runs several requests at once, one KV-cache sequence each, in
-shared forward passes (`gavel.backends.llamacpp_slots`); prompts that share an opening share its KV cache. With
-``batch_size=1`` (the default with an adapter applied at every pass, like the default judge) requests run one
-after another in a single context, where consecutive prompts also reuse the KV cache of their shared prefix.
+With ``batch_size`` > 1 several requests run at once, one KV-cache sequence each, in shared forward passes
+(`gavel.backends.llamacpp_slots`); prompts that share an opening share its KV cache. With ``batch_size=1`` (the
+default) requests run one after another in a single context, where consecutive prompts also reuse the KV cache
+of their shared prefix.
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ from gavel.backends.merge import merged_gguf
 from gavel.labels import REASONING_TAG, RESULT_TAG
 from gavel.settings import DEFAULT_SEED
 
-#: Sequences per forward pass by default (``batch_size``) for a GGUF without an unmerged adapter: the same
-#: critiques and probabilities as one at a time, bit for bit. With an adapter applied at every pass (the default
-#: judge) llama.cpp's adapter products round differently when a pass holds several tokens (label probabilities
-#: move by up to ~0.02), so such a model runs one request at a time unless ``batch_size`` says otherwise
-#: (docs/performance.md, "Several sequences per pass").
-DEFAULT_BATCH = 8
+#: Sequences per forward pass by default (``batch_size``); 1 runs requests one after another. Batched results
+#: equal one-at-a-time ones bit for bit on a GGUF without an unmerged adapter (the base, a merged judge such as
+#: ``default@q8_0``) but were no faster on a 2-core CPU with the judge's short critiques, and an adapter applied at
+#: every pass (the default judge) moves critique probabilities by ~0.02 when batched (docs/performance.md).
+DEFAULT_BATCH = 1
 #: KV cells of one slot: a prompt of about 1,500 tokens with a 512-token critique (longer requests run alone).
 DEFAULT_SLOT_CTX = 2048
 
@@ -66,15 +65,15 @@ def default_threads() -> int:
 class LlamaCppBackend(Backend):
     """GGUF files through llama-cpp-python.
 
-    ``batch_size`` is the number of sequences per forward pass (KV-cache slots; default: see ``DEFAULT_BATCH``);
-    1 keeps the one-at-a-time path. ``n_ctx`` is the context of one request; each slot holds ``slot_ctx``
+    ``batch_size`` is the number of sequences per forward pass (KV-cache slots); 1 keeps the one-at-a-time
+    path. ``n_ctx`` is the context of one request; each slot holds ``slot_ctx``
     tokens, and a request that needs more runs alone in the full context. ``merge`` (a format of
     :mod:`gavel.backends.merge`) folds ``lora_path`` into one cached file first.
     """
 
     def __init__(self, model_path: str | Path, *, n_ctx: int = 8192, n_threads: int | None = None,
                  n_batch: int = 512, seed: int = DEFAULT_SEED, name: str | None = None,
-                 lora_path: str | Path | None = None, merge: str | None = None, batch_size: int | None = None,
+                 lora_path: str | Path | None = None, merge: str | None = None, batch_size: int = DEFAULT_BATCH,
                  slot_ctx: int = DEFAULT_SLOT_CTX) -> None:
         try:
             from llama_cpp import Llama
@@ -84,7 +83,7 @@ class LlamaCppBackend(Backend):
         path = Path(model_path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such GGUF file")
-        if batch_size is not None and batch_size < 1:
+        if batch_size < 1:
             raise ValueError(f"batch size {batch_size}: give 1 (one request at a time) or more")
         threads = n_threads or default_threads()
         if lora_path is not None and not Path(lora_path).is_file():
@@ -94,8 +93,6 @@ class LlamaCppBackend(Backend):
         if lora_path is not None and merge is not None:  # one file with the adapter folded in (gavel.backends.merge)
             path, lora_path = merged_gguf(path, Path(lora_path), merge), None
         lora = {"lora_path": str(lora_path)} if lora_path else {}
-        if batch_size is None:
-            batch_size = 1 if lora_path else DEFAULT_BATCH
         with plain_weight_buffers():
             self.llm = Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, n_batch=n_batch,
                              seed=seed, logits_all=False, verbose=False, **lora)
