@@ -14,10 +14,10 @@ weighs on both, with verdict agreement between the two:
 
 The shipped judge's one-at-a-time path (today's) against the faster paths, verdict mode in both orders and
 critique mode at default settings, one phase after the other: the adapter batched (``--batch 8``), the merged
-Q8_0 judge (``default@q8_0``, batched by default; also one at a time, and with one thread), and the merged judge
-with 1 and 2 threads while another process keeps one core busy. Each phase reports judgments/s, tokens/s, its
-share of the CPU's fp32 limit, peak memory, and against today's path the verdicts that differ, the largest
-probability change and the critiques that differ:
+Q8_0 judge (``default@q8_0``) one at a time and batched, the merged BF16 judge batched, and today's path while
+another process keeps one core busy (threads left to their default, one per idle core). Each phase reports
+judgments/s, tokens/s, its share of the CPU's fp32 limit, peak memory, and against today's path the verdicts
+that differ, the largest probability change and the critiques that differ:
 
     python benchmarks/judge_throughput.py --items 100 --phases paths --out docs/throughput_paths.json
 """
@@ -37,14 +37,13 @@ PHASES = ("gavel-verdict", "gavel-critique", "baseline-generate")
 #: `--phases paths`: NAME -> (mode, both orders, batch, model spec, threads, a competing busy process)
 PATHS = {
     "verdict-both today": ("verdict", True, 1, None, None, False),
-    "verdict-both default@q8_0": ("verdict", True, None, "default@q8_0", None, False),
+    "verdict-both default@q8_0": ("verdict", True, 1, "default@q8_0", None, False),
     "critique today": ("critique", False, 1, None, None, False),
     "critique --batch 8": ("critique", False, 8, None, None, False),
     "critique default@q8_0 --batch 1": ("critique", False, 1, "default@q8_0", None, False),
-    "critique default@q8_0": ("critique", False, None, "default@q8_0", None, False),
-    "critique default@q8_0, 1 thread": ("critique", False, None, "default@q8_0", 1, False),
-    "critique default@q8_0, busy core, 2 threads": ("critique", False, None, "default@q8_0", 2, True),
-    "critique default@q8_0, busy core, 1 thread": ("critique", False, None, "default@q8_0", 1, True),
+    "critique default@q8_0 --batch 8": ("critique", False, 8, "default@q8_0", None, False),
+    "critique default@bf16 --batch 8": ("critique", False, 8, "default@bf16", None, False),
+    "critique today, busy core, threads on idle cores": ("critique", False, 1, None, None, True),
 }
 #: SmolLM2-135M's parameters: each token passes through every weight once, 2 FLOPs per weight.
 MODEL_PARAMETERS = 134.5e6
@@ -89,6 +88,7 @@ def run_gavel(mode: str, items: list, max_new_tokens: int, batch: int | None = N
         "verdicts": [r.result for r in results],
         "probabilities": [r.probabilities for r in results],
         "critiques": [r.raw_output for r in results],
+        "threads_at_end": backend.threads,
     }
 
 

@@ -50,8 +50,8 @@ BatchOption = Annotated[int | None, typer.Option(
     "judges like default@q8_0 included), and with an adapter applied at every pass (the default judge) the same "
     "verdict-mode results but critique probabilities moved by up to ~0.02 (docs/performance.md).")]
 ThreadsOption = Annotated[int | None, typer.Option(
-    "--threads", min=1, help="CPU threads for llama.cpp (default $GAVEL_THREADS, else one per core; on a "
-    "machine shared with a busy process, give the number of idle cores).")]
+    "--threads", min=1, help="CPU threads for llama.cpp (default $GAVEL_THREADS, else one per core that other "
+    "processes leave idle, looked at again every 2 s).")]
 TemplateOption = Annotated[str | None, typer.Option(
     "--template", "-t", help="Built-in template set (default, markdown, json, xml, plain, rubric-first), "
     "a template folder, or one template file (.txt/.yaml with {placeholders}, or .j2).")]

@@ -8,7 +8,6 @@ of their shared prefix.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from gavel.backends.llamacpp_slots import Plan, SlotScheduler, Ticket
 from gavel.backends.local import CritiqueText, continuation, label_probs_from_logits, label_token_ids
 from gavel.backends.lora import check_adapter
 from gavel.backends.merge import merged_gguf
+from gavel.backends.threads import FreeCores, fixed_threads
 from gavel.labels import REASONING_TAG, RESULT_TAG
 from gavel.settings import DEFAULT_SEED
 
@@ -57,18 +57,15 @@ def plain_weight_buffers() -> Iterator[None]:
         high_level.llama_cpp.llama_model_default_params = defaults
 
 
-def default_threads() -> int:
-    """``$GAVEL_THREADS`` when set, else one thread per core (see docs/performance.md for a shared machine)."""
-    return int(os.environ.get("GAVEL_THREADS", 0)) or os.cpu_count() or 1
-
-
 class LlamaCppBackend(Backend):
     """GGUF files through llama-cpp-python.
 
     ``batch_size`` is the number of sequences per forward pass (KV-cache slots); 1 keeps the one-at-a-time
-    path. ``n_ctx`` is the context of one request; each slot holds ``slot_ctx``
-    tokens, and a request that needs more runs alone in the full context. ``merge`` (a format of
-    :mod:`gavel.backends.merge`) folds ``lora_path`` into one cached file first.
+    path. ``n_threads`` fixes llama.cpp's threads (else ``$GAVEL_THREADS``, else one per core that other
+    processes leave idle, looked at again every few seconds: `gavel.backends.threads`). ``n_ctx`` is the
+    context of one request; each slot holds ``slot_ctx`` tokens, and a request that needs more runs alone in the
+    full context. ``merge`` (a format of :mod:`gavel.backends.merge`) folds ``lora_path`` into one cached file
+    first.
     """
 
     def __init__(self, model_path: str | Path, *, n_ctx: int = 8192, n_threads: int | None = None,
@@ -85,7 +82,9 @@ class LlamaCppBackend(Backend):
             raise FileNotFoundError(f"{path}: no such GGUF file")
         if batch_size < 1:
             raise ValueError(f"batch size {batch_size}: give 1 (one request at a time) or more")
-        threads = n_threads or default_threads()
+        threads = n_threads or fixed_threads()
+        self.free_cores = None if threads else FreeCores()
+        threads = threads or len(self.free_cores.cores)
         if lora_path is not None and not Path(lora_path).is_file():
             raise FileNotFoundError(f"{lora_path}: no such LoRA adapter (GGUF)")
         if lora_path is not None:
@@ -123,9 +122,12 @@ class LlamaCppBackend(Backend):
             self.slots = SlotScheduler(
                 self.llm, slots=batch_size, slot_ctx=min(slot_ctx, self.n_ctx), chunk=self.llm.n_batch,
                 n_threads=threads, eos=self._eos, detokenize=lambda token: vocab.detokenize([token]),
-                new_text=CritiqueText, solo=self._run_one)
+                new_text=CritiqueText, solo=self._run_one, pace=self._follow_free_cores)
         self.info = BackendInfo(name=name or path.name, kind="llama.cpp", context_length=self.n_ctx,
-                                extra={"batch_size": str(batch_size), "threads": str(threads)})
+                                extra={"batch_size": str(batch_size),
+                                       "threads": "idle cores" if self.free_cores else str(threads)})
+        if self.free_cores is not None:
+            self.set_threads(self.free_cores.first_look())
 
     def _end_of_turn_ids(self) -> set[int]:
         ids = set()
@@ -211,18 +213,25 @@ class LlamaCppBackend(Backend):
             label_probs=probs, forced=request.critique and not wrote_tag, completion_tokens=generated + 1,
         )
 
+    def _follow_free_cores(self) -> None:
+        """One thread per core other processes leave idle, unless the user fixed the number."""
+        if self.free_cores is not None:
+            threads = self.free_cores.look()
+            if threads != self.threads:
+                self.set_threads(threads)
+
     def set_threads(self, n: int) -> None:
-        """Threads for the next forward passes."""
+        """Threads for the next forward passes (of the batched context too)."""
+        import llama_cpp
+
         self.threads = n
+        llama_cpp.llama_set_n_threads(self.llm.ctx, n, n)
         if self.slots is not None:
             self.slots.set_threads(n)
-        else:
-            import llama_cpp
-
-            llama_cpp.llama_set_n_threads(self.llm.ctx, n, n)
 
     def _run_one(self, request: Request) -> Reply:
         """The one-at-a-time path: generate in the high-level context, then read the verdict."""
+        self._follow_free_cores()
         start = time.perf_counter()
         plan = self._ticket(request).plan
         if plan.error is not None:

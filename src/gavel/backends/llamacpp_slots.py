@@ -85,7 +85,8 @@ class SlotScheduler:
 
     def __init__(self, llm, *, slots: int, slot_ctx: int, chunk: int, n_threads: int, eos: set[int],
                  detokenize: Callable[[int], bytes], new_text: Callable[[], object],
-                 solo: Callable[[Request], Reply], lora_scale: float = 1.0) -> None:
+                 solo: Callable[[Request], Reply], pace: Callable[[], None] = lambda: None,
+                 lora_scale: float = 1.0) -> None:
         import llama_cpp as lc
 
         self.lc = lc
@@ -107,6 +108,7 @@ class SlotScheduler:
         self.memory = lc.llama_get_memory(self.ctx)
         self.slot_ctx = lc.llama_n_ctx(self.ctx) // slots
         self.solo = solo
+        self.pace = pace  # called before every step (the backend adjusts its threads there)
         self.chunk = chunk
         self.n_vocab = llm.n_vocab()
         self.seed = llm._seed
@@ -141,6 +143,7 @@ class SlotScheduler:
     def step(self) -> None:
         """Admit waiting requests into free slots (evaluating their prompts), then one pass over generating ones."""
         self.passes += 1
+        self.pace()
         self._admit()
         generating = [s for s in self.slots if s.ticket is not None and s.todo]
         groups: dict[int, list[_Slot]] = {}
