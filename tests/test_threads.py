@@ -54,6 +54,19 @@ def test_threads_fixed_by_the_environment(monkeypatch):
             fixed_threads()
 
 
+def test_cores_numbered_beyond_the_counters_fall_back_to_every_counter(monkeypatch):
+    """Some containers show their CPUs as rows 0..n-1 while the affinity names the host's cores."""
+    import psutil
+
+    from gavel.backends import threads
+
+    rows = len(psutil.cpu_times(percpu=True))
+    monkeypatch.setattr(threads, "usable_cores", lambda: [rows + 3, rows + 4])
+    watch = FreeCores()
+    assert watch.cores == list(range(rows))
+    assert 1 <= watch.look(force=True) <= rows
+
+
 def test_cores_held_by_busy_processes_are_seen_and_its_own_work_is_not():
     cores = needs_cores_to_share()
     watch = FreeCores(interval_s=1.0)

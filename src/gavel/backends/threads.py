@@ -52,7 +52,9 @@ class FreeCores:
 
         self._psutil = psutil
         self._process = psutil.Process()
-        self.cores = usable_cores()
+        rows = len(psutil.cpu_times(percpu=True))
+        cores = usable_cores()  # where /proc/stat numbers the CPUs otherwise (some containers), all its rows
+        self.cores = cores if max(cores) < rows else list(range(rows))
         self.interval_s = interval_s
         self.clock = clock
         self.threads = len(self.cores)
@@ -82,7 +84,10 @@ class FreeCores:
         now = self.clock()
         if not force and now - self._last[0] < self.interval_s:
             return self.threads
-        sample = self._sample()
+        try:
+            sample = self._sample()
+        except (OSError, IndexError, self._psutil.Error):  # counters gone or reshaped: keep the threads
+            return self.threads
         elapsed = sample[0] - self._last[0]
         if elapsed > 0:
             others = (sample[1] - self._last[1]) - (sample[2] - self._last[2])
