@@ -11,7 +11,6 @@ prompts evaluated and its critiques decoded that much faster. Each format runs i
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import subprocess
 import sys
@@ -24,48 +23,30 @@ SEQUENCES = (1, 2, 4, 8)
 
 
 def measure(spec: str, passes: int) -> dict:
-    import llama_cpp as lc
-
+    """tokens/s by sequences per pass, through the backend's own batched path (`SlotScheduler`: a cache stream
+    per sequence, the adapter applied as gavel applies it)."""
     from gavel.backends import load_backend
 
-    backend = load_backend(spec)
-    llm = backend.llm
-    params = lc.llama_context_params.from_buffer_copy(llm.context_params)
-    top = max(SEQUENCES)
-    params.n_ctx, params.n_batch, params.n_ubatch = 1024 * top, 512, 512
-    params.n_seq_max, params.kv_unified = top, False
-    ctx = lc.llama_init_from_model(llm.model, params)
-    adapter = getattr(llm, "_lora_adapter", None)
-    if adapter is not None:  # today's judge: the adapter applied at every pass, as in gavel's batched path
-        lc.llama_set_adapters_lora(ctx, (lc.llama_adapter_lora_p_ctypes * 1)(adapter), 1, (ctypes.c_float * 1)(1.0))
-    batch = lc.llama_batch_init(512, 0, 1)
-    prompt = llm.tokenize(b"The quick brown fox jumps over the lazy dog. " * 60)[:PROMPT_TOKENS]
-    position = [0] * top
+    backend = load_backend(spec, batch_size=max(SEQUENCES))
+    scheduler = backend.slots
+    prompt = backend.llm.tokenize(b"The quick brown fox jumps over the lazy dog. " * 60)[:PROMPT_TOKENS]
 
-    def decode(parts: list[tuple[int, list[int]]]) -> None:
-        n = 0
-        for seq, tokens in parts:
-            for i, token in enumerate(tokens):
-                batch.token[n], batch.pos[n], batch.n_seq_id[n] = token, position[seq], 1
-                batch.seq_id[n][0], batch.logits[n] = seq, i == len(tokens) - 1
-                position[seq] += 1
-                n += 1
-        batch.n_tokens = n
-        if lc.llama_decode(ctx, batch) != 0:
+    def decode(parts: list) -> None:
+        if not scheduler._decode(parts):
             raise RuntimeError("llama_decode failed")
+        for slot, tokens in parts:
+            slot.tokens.extend(tokens)
 
-    for seq in range(top):
-        for start in range(0, len(prompt), 512):
-            decode([(seq, prompt[start:start + 512])])
+    for slot in scheduler.slots:
+        for start in range(0, len(prompt), scheduler.chunk):
+            decode([(slot, prompt[start:start + scheduler.chunk])])
     rates = {}
     for k in SEQUENCES:
-        decode([(seq, [42]) for seq in range(k)])  # warm-up pass
+        decode([(slot, [42]) for slot in scheduler.slots[:k]])  # warm-up pass
         start = time.perf_counter()
         for _ in range(passes):
-            decode([(seq, [42]) for seq in range(k)])
+            decode([(slot, [42]) for slot in scheduler.slots[:k]])
         rates[str(k)] = k * passes / (time.perf_counter() - start)
-    lc.llama_batch_free(batch)
-    lc.llama_free(ctx)
     backend.close()
     return {"tokens_per_s": rates, "threads": backend.threads}
 

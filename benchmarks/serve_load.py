@@ -27,6 +27,8 @@ from pathlib import Path
 
 import httpx
 
+from gavel.backends.threads import THREADS_ENV
+
 SUBJECTS = ["the capital of France", "2 + 3", "a haiku about rain", "the boiling point of water",
             "a synonym for quick", "the largest planet", "the square root of 81", "a greeting in Spanish"]
 ANSWERS = ["Paris.", "5", "Rain falls soft / on quiet roofs / the day sleeps", "100 °C at sea level.",
@@ -126,7 +128,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     args = parser.parse_args()
-    os.environ["GAVEL_THREADS"] = str(args.threads)
+    os.environ[THREADS_ENV] = str(args.threads)
 
     plan = make_requests(args.clients, args.requests, args.seed)
     records = [r for requests in plan for batch in requests for r in batch]

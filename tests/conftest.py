@@ -21,6 +21,7 @@ os.environ["DEEPEVAL_TELEMETRY_OPT_OUT"] = "YES"
 os.environ["DEEPEVAL_DISABLE_DOTENV"] = "1"
 os.environ.pop("DEEPEVAL_UPDATE_WARNING_OPT_IN", None)
 
+from gavel.backends.threads import THREADS_ENV
 from gavel.data import DATA_ROOT_ENV, default_data_root
 
 # ------------------------------------------------------------------------------------------------
@@ -132,6 +133,6 @@ def gavel(monkeypatch):
     from gavel import cli
 
     monkeypatch.setattr(cli.console, "width", 1000)
-    monkeypatch.setenv("GAVEL_THREADS", "1")
+    monkeypatch.setenv(THREADS_ENV, "1")
     runner = CliRunner()
     return lambda *args: runner.invoke(cli.app, [str(a) for a in args])

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from gavel.backends.threads import THREADS_ENV
 from gavel.cli import app
 
 runner = CliRunner()
@@ -18,7 +19,7 @@ LOCAL_DATA = Path(__file__).parent / "fixtures" / "bench" / "local"
 
 @pytest.fixture(autouse=True)
 def _one_thread(monkeypatch):
-    monkeypatch.setenv("GAVEL_THREADS", "1")
+    monkeypatch.setenv(THREADS_ENV, "1")
 
 
 def _bench(*args: str):

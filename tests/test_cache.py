@@ -18,6 +18,7 @@ import gavel
 from gavel import Judge, JudgeRecord
 from gavel.backends import load_backend
 from gavel.backends.embedded import judge_adapter
+from gavel.backends.threads import THREADS_ENV
 from gavel.judge.cache import JudgmentCache
 
 pytestmark = pytest.mark.model
@@ -64,7 +65,7 @@ def _fill(cache: Path, records: str) -> subprocess.Popen:
         judge = Judge(None, mode="verdict", cache={str(cache)!r})
         assert all(r.scored for r in judge.judge(records))
     """)
-    env = {**os.environ, "PYTHONPATH": SRC, "GAVEL_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": SRC, THREADS_ENV: "1"}
     process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, env=env)
     process.stdin.write(records.encode())
     process.stdin.close()
@@ -170,7 +171,7 @@ def test_gavel_judge_and_bench_take_a_cache(tmp_path, monkeypatch):
 
     from gavel.cli import app
 
-    monkeypatch.setenv("GAVEL_THREADS", "1")
+    monkeypatch.setenv(THREADS_ENV, "1")
     runner = CliRunner()
     quickstart = Path(__file__).resolve().parents[1] / "examples" / "quickstart.jsonl"
     cache = tmp_path / "judgments.db"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from gavel.backends.threads import THREADS_ENV
 from gavel.judge.result import JudgeResult
 
 pytest.importorskip("inspect_ai")
@@ -49,7 +50,7 @@ def _env() -> dict[str, str]:
     """The parent's environment as it is: gavel must be found as installed (prepending its source folder would
     let importlib.metadata find the source tree's bare egg-info first, and Inspect would then register the
     scorers without their `gavel/` namespace)."""
-    return {**os.environ, "GAVEL_THREADS": "1", "INSPECT_LOG_LEVEL": "warning"}
+    return {**os.environ, THREADS_ENV: "1", "INSPECT_LOG_LEVEL": "warning"}
 
 
 def test_gavel_registers_its_scorers_through_the_inspect_ai_entry_point():

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from gavel.backends.base import Backend, BackendInfo, Reply, Request
+from gavel.backends.threads import THREADS_ENV
 from gavel.io import OutputError, OutputLocked, read_jsonl
 from gavel.judge.engine import Judge, _verdict
 from gavel.judge.parsing import parse_output
@@ -67,7 +68,7 @@ def _lines(path: Path) -> list[dict]:
 
 def _env() -> dict[str, str]:
     path = os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYTHONPATH": path, "GAVEL_THREADS": "1"}
+    return {**os.environ, "PYTHONPATH": path, THREADS_ENV: "1"}
 
 
 def _one_error_line(output: str) -> str:
