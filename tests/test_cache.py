@@ -7,9 +7,11 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from gavel.backends import load_backend
 from gavel.backends.embedded import judge_adapter
 from gavel.backends.threads import THREADS_ENV
 from gavel.judge.cache import JudgmentCache
+from gavel.judge.result import JudgeResult
 
 pytestmark = pytest.mark.model
 
@@ -164,6 +167,24 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path):
     stored = JudgmentCache(cache)
     assert len(stored) == 600
     assert stored.get("a-299").result == "3" and stored.get("b-0") is not None
+
+
+def test_a_new_file_another_connection_is_writing_waits_instead_of_bypassing(tmp_path):
+    """SQLite answers "busy" at once (no busy timeout) when a new file is switched to WAL while another
+    connection writes; CI once lost a process's whole cache to that answer."""
+    cache = tmp_path / "judgments.db"
+    writer = sqlite3.connect(cache, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE other (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO other VALUES (1)")
+    release = threading.Timer(0.5, lambda: writer.execute("COMMIT"))
+    release.start()
+    opened = JudgmentCache(cache)
+    release.join()
+    assert opened.active
+    opened.put("k", JudgeResult(id="1", task="absolute", result="4", status="logits", model="m", template="t",
+                                mode="verdict"))
+    assert opened.get("k").result == "4"
 
 
 def test_gavel_judge_and_bench_take_a_cache(tmp_path, monkeypatch):

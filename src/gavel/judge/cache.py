@@ -1,10 +1,12 @@
 """The judgment cache: an item judged again by the same model, template, mode and settings is read back.
 
 One SQLite file (standard library), shared by threads and processes: WAL journal, a writer waits for the
-others (busy timeout), and a row is written whole or not at all, so processes filling one cache at once lose
-nothing. The key is a SHA-256 of the model's identity (weights and adapter by content, or a server's URL and
-model name), the template text, the mode, every judge setting and the rendered requests; the value is the
-``JudgeResult`` as JSON. Record ids are not part of the key: the same item under a new id is a hit.
+others (busy timeout, and SQLite's immediate "busy" answers, such as two processes switching a new file to
+WAL at once, are retried until that timeout), and a row is written whole or not at all, so processes filling
+one cache at once lose nothing. The key is a SHA-256 of the model's identity (weights and adapter by content,
+or a server's URL and model name), the template text, the mode, every judge setting and the rendered
+requests; the value is the ``JudgeResult`` as JSON. Record ids are not part of the key: the same item under
+a new id is a hit.
 
 A file that is not a cache, or is damaged, is reported once and bypassed: judging goes on without it.
 Errored results are not stored (a server that was down must be asked again).
@@ -17,9 +19,11 @@ import json
 import logging
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -31,6 +35,9 @@ log = logging.getLogger(__name__)
 #: Part of every key: a change to what a cached value means starts a new key space.
 CACHE_FORMAT = 1
 _BUSY_TIMEOUT_S = 60.0
+_BUSY_RETRY_S = 0.05
+_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+T = TypeVar("T")
 
 
 def cache_key(model: str, template_text: str, mode: str, settings: dict[str, Any], requests: list[Request]) -> str:
@@ -51,10 +58,11 @@ class JudgmentCache:
         self._db: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("CREATE TABLE IF NOT EXISTS judgments (key TEXT PRIMARY KEY, result TEXT NOT NULL)")
-            self._db = db
+            self._db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None,
+                                       check_same_thread=False)
+            _while_busy(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
+            _while_busy(lambda: self._db.execute(
+                "CREATE TABLE IF NOT EXISTS judgments (key TEXT PRIMARY KEY, result TEXT NOT NULL)"))
         except (sqlite3.Error, OSError) as exc:
             self._bypass(exc)
 
@@ -95,7 +103,8 @@ class JudgmentCache:
             if self._db is None:
                 return None
             try:
-                return self._db.execute(sql, params).fetchone()
+                db = self._db
+                return _while_busy(lambda: db.execute(sql, params).fetchone())
             except sqlite3.Error as exc:
                 self._bypass(exc)
                 return None
@@ -105,3 +114,15 @@ class JudgmentCache:
         if self._db is not None:
             self._db.close()
         self._db = None
+
+
+def _while_busy(statement: Callable[[], T]) -> T:
+    """Run ``statement``, again while SQLite answers busy or locked, for at most the busy timeout."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    while True:
+        try:
+            return statement()
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF not in _BUSY_CODES or time.monotonic() > deadline:
+                raise
+            time.sleep(_BUSY_RETRY_S)
