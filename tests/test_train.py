@@ -280,8 +280,8 @@ def test_recipe_report_has_deltas_baselines_and_pairwise_means(tmp_path):
         "llmbar-natural": BenchmarkResult(task="pairwise", metric="accuracy", judges=judges)})
     folder.results.write_text(results.model_dump_json())
     comparison = compare(folder, base, trained)
-    assert comparison["llmbar-natural"]["delta"] == pytest.approx(0.5)
-    assert comparison["llmbar-natural"]["baselines"] == {"random": 0.45, "always-a": 0.5, "longer-wins": 0.65}
+    assert comparison["llmbar-natural"].delta == pytest.approx(0.5)
+    assert comparison["llmbar-natural"].baselines == {"random": 0.45, "always-a": 0.5, "longer-wins": 0.65}
     recipe = load_recipe(REPO / "recipes" / "tiny-cpu.yaml", output_dir=tmp_path)
     report = write_report(recipe, {"verdict": comparison}, {"pairs": 8, "steps": 2}, (base, trained)).read_text()
     assert "0.450 / 0.500 / 0.650" in report and "0.100 -> 0.600" in report
@@ -289,6 +289,44 @@ def test_recipe_report_has_deltas_baselines_and_pairwise_means(tmp_path):
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["pairwise_summary"]["verdict"]["trained_position_bias_a"] == 0.5
     assert saved["judges"] == {"base": base, "trained": trained}
+    assert saved["verdict"]["llmbar-natural"]["trained"]["summary"]["both_orders"]["consistency"] == 0.6
+
+
+@pytest.mark.model
+def test_gavel_recipe_trains_benches_both_judges_on_the_same_items_and_reports(tmp_path, monkeypatch):
+    """`gavel recipe` end to end: the fixture pairs, one training step exported to GGUF, both judges benched
+    on the same fixture items, report.md and report.json written; a rerun trains nothing again."""
+    from typer.testing import CliRunner
+
+    from gavel.backends.threads import THREADS_ENV
+    from gavel.cli import app
+    from gavel.layout import RecipeOutput
+
+    monkeypatch.setenv(THREADS_ENV, "2")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": "e2e",
+        "train": {"data": str(FIXTURE), "limit": 2, "batch_size": 1, "grad_accum": 1, "max_steps": 1,
+                  "save_steps": 1, "max_length": 512, "warmup_ratio": 0.0, "scheduler": "constant", "threads": 2},
+        "bench": {"pairwise": ["llmbar-natural"], "limit": 3, "critique": [],
+                  "data_root": str(Path(__file__).parent / "fixtures" / "bench" / "local")}}))
+    out = RecipeOutput(tmp_path / "run")
+    result = CliRunner().invoke(app, ["recipe", str(recipe), "-o", str(out.root)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.report_json.read_text())
+    row = report["verdict"]["llmbar-natural"]
+    assert report["judges"]["base"] == "smollm2" and report["judges"]["trained"].endswith(".gguf")
+    assert row["n"] == 3 and row["base"]["summary"]["n"] == 3 and row["trained"]["summary"]["n"] == 3
+    assert row["base"]["summary"]["both_orders"]["n_both_orders"] == 3
+    assert set(row["baselines"]) >= {"random", "always-a", "longer-wins"}
+    assert report["pairwise_summary"]["verdict"]["n_benchmarks"] == 1
+    assert "| llmbar-natural | accuracy |" in out.report_md.read_text()
+    adapter = out.train / "adapter" / "adapter_model.safetensors"
+    trained_at = adapter.stat().st_mtime_ns
+    again = CliRunner().invoke(app, ["recipe", str(recipe), "-o", str(out.root)])
+    assert again.exit_code == 0, again.output
+    assert adapter.stat().st_mtime_ns == trained_at
+    assert json.loads(out.report_json.read_text())["verdict"] == report["verdict"]
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "recipes").glob("*.yaml")), ids=lambda p: p.name)

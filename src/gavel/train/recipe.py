@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from gavel.bench.baselines import BASELINES
+from gavel.bench.results import BothOrders, Summary, read_results
 from gavel.config import ConfigError, read_yaml_mapping, validate_model, with_changes
 from gavel.curate.config import CurateConfig, load_config
 from gavel.data import default_data_root
@@ -174,69 +176,94 @@ def status_stats(rows: list[dict[str, Any]]) -> dict[str, float | None]:
             "median_completion_tokens": float(np.median([r.get("completion_tokens", 0) for r in rows]))}
 
 
-def compare(folder: BenchOutput, base: str, trained: str, seed: int = DEFAULT_SEED) -> dict[str, dict[str, Any]]:
+class Side(BaseModel):
+    """One judge in a comparison: its bench summary and how it wrote its verdicts."""
+
+    summary: Summary
+    ok_rate: float | None = None  # share of items whose result the model wrote itself (status ok)
+    median_completion_tokens: float | None = None
+
+
+class Comparison(BaseModel):
+    """One benchmark, base against trained: both sides, the paired delta with its CI, the baselines' values."""
+
+    task: Task
+    base: Side
+    trained: Side
+    baselines: dict[str, float | None]  # no-model baselines' primary values on the same items
+    delta: float | None = None  # trained minus base
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int = 0  # items both judged
+
+
+def _both_orders(side: Side) -> BothOrders:
+    return side.summary.both_orders or BothOrders()
+
+
+#: The pairwise headline figures: their names in report.json and where each is read.
+HEADLINES: dict[str, Callable[[Side], float | None]] = {
+    "value": lambda side: side.summary.value,
+    "accuracy_order_mean": lambda side: _both_orders(side).accuracy_order_mean,
+    "consistency": lambda side: _both_orders(side).consistency,
+    "position_bias_a": lambda side: _both_orders(side).position_bias_a,
+    "parse_failure_rate": lambda side: side.summary.parse_failure_rate,
+}
+
+
+def compare(folder: BenchOutput, base: str, trained: str, seed: int = DEFAULT_SEED) -> dict[str, Comparison]:
     """Per benchmark: both judges' summaries (from results.json), status stats, the paired delta and the no-model
     baselines' primary values on the same items."""
-    from gavel.bench.results import read_results
-
     out = {}
     for bench, entry in read_results(folder.root).benchmarks.items():
         per_judge = entry.judges
         if base not in per_judge or trained not in per_judge:
             continue
-        task = entry.task.value
         base_rows, trained_rows = _rows(folder, bench, base), _rows(folder, bench, trained)
         baselines = {name.removeprefix("baseline:"): summary.value
                      for name, summary in per_judge.items() if name.startswith("baseline:")}
-        out[bench] = {"task": task, "base": per_judge[base].model_dump(mode="json") | status_stats(base_rows),
-                      "trained": per_judge[trained].model_dump(mode="json") | status_stats(trained_rows),
-                      "baselines": baselines,
-                      **paired_delta(base_rows, trained_rows, task, seed)}
+        out[bench] = Comparison(task=entry.task, baselines=baselines,
+                                base=Side(summary=per_judge[base], **status_stats(base_rows)),
+                                trained=Side(summary=per_judge[trained], **status_stats(trained_rows)),
+                                **paired_delta(base_rows, trained_rows, entry.task.value, seed))
     return out
-
-
-def _metric(summary: dict[str, Any], key: str) -> Any:
-    """A summary value, top-level or inside its group (``both_orders`` holds consistency and position bias)."""
-    if key in summary:
-        return summary[key]
-    return next((group[key] for group in summary.values() if isinstance(group, dict) and key in group), None)
 
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def _arrow(row: dict[str, Any], key: str) -> str:
-    return f"{_fmt(_metric(row['base'], key))} -> {_fmt(_metric(row['trained'], key))}"
+def _arrow(row: Comparison, figure: Callable[[Side], float | None]) -> str:
+    return f"{_fmt(figure(row.base))} -> {_fmt(figure(row.trained))}"
 
 
-def pairwise_summary(rows: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+def pairwise_summary(rows: dict[str, Comparison]) -> dict[str, float | None]:
     """Means over the pairwise benchmarks, base and trained: the issue's headline figures."""
-    pairwise = [r for r in rows.values() if r.get("task") == Task.pairwise.value]
+    pairwise = [r for r in rows.values() if r.task == Task.pairwise]
     out: dict[str, float | None] = {"n_benchmarks": len(pairwise)}
-    for key in ("value", "accuracy_order_mean", "consistency", "position_bias_a", "parse_failure_rate"):
+    for name, figure in HEADLINES.items():
         for side in ("base", "trained"):
-            values = [_metric(r[side], key) for r in pairwise]
-            values = [v for v in values if v is not None]
-            out[f"{side}_{key}"] = float(np.mean(values)) if values else None
+            values = [v for r in pairwise if (v := figure(getattr(r, side))) is not None]
+            out[f"{side}_{name}"] = float(np.mean(values)) if values else None
     return out
 
 
-def _mode_lines(mode: str, rows: dict[str, dict[str, Any]]) -> list[str]:
+def _mode_lines(mode: str, rows: dict[str, Comparison]) -> list[str]:
     lines = [f"## {mode} mode", "",
              "| benchmark | metric | base [95% CI] | trained [95% CI] | delta [95% CI] | order-mean accuracy "
              "| consistency | share of A | parse failures | ok rate | median tokens "
              f"| baselines: {' / '.join(BASELINES)} |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for bench, row in rows.items():
-        b, t = row["base"], row["trained"]
-        base_lines = " / ".join(_fmt(row["baselines"].get(k)) for k in BASELINES)
+        b, t = row.base.summary, row.trained.summary
+        base_lines = " / ".join(_fmt(row.baselines.get(k)) for k in BASELINES)
         lines.append(
-            f"| {bench} | {b.get('metric')} | {_fmt(b.get('value'))} [{_fmt(b.get('ci_low'))}, "
-            f"{_fmt(b.get('ci_high'))}] | {_fmt(t.get('value'))} [{_fmt(t.get('ci_low'))}, {_fmt(t.get('ci_high'))}] "
-            f"| {_fmt(row['delta'])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}] "
-            f"| {_arrow(row, 'accuracy_order_mean')} | {_arrow(row, 'consistency')} | {_arrow(row, 'position_bias_a')} "
-            f"| {_arrow(row, 'parse_failure_rate')} | {_arrow(row, 'ok_rate')} "
-            f"| {b.get('median_completion_tokens')} -> {t.get('median_completion_tokens')} | {base_lines} |")
+            f"| {bench} | {b.metric} | {_fmt(b.value)} [{_fmt(b.ci_low)}, {_fmt(b.ci_high)}] "
+            f"| {_fmt(t.value)} [{_fmt(t.ci_low)}, {_fmt(t.ci_high)}] "
+            f"| {_fmt(row.delta)} [{_fmt(row.ci_low)}, {_fmt(row.ci_high)}] "
+            f"| {_arrow(row, HEADLINES['accuracy_order_mean'])} | {_arrow(row, HEADLINES['consistency'])} "
+            f"| {_arrow(row, HEADLINES['position_bias_a'])} | {_arrow(row, HEADLINES['parse_failure_rate'])} "
+            f"| {_arrow(row, lambda side: side.ok_rate)} "
+            f"| {row.base.median_completion_tokens} -> {row.trained.median_completion_tokens} | {base_lines} |")
     summary = pairwise_summary(rows)
     if summary["n_benchmarks"]:
         lines += ["", f"Pairwise means over {summary['n_benchmarks']} benchmarks, base -> trained: accuracy "
@@ -248,7 +275,7 @@ def _mode_lines(mode: str, rows: dict[str, dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
-def write_report(recipe: Recipe, comparisons: dict[str, dict[str, Any]], train_summary: dict[str, Any],
+def write_report(recipe: Recipe, comparisons: dict[str, dict[str, Comparison]], train_summary: dict[str, Any],
                  judges: tuple[str, str]) -> Path:
     lines = [f"# gavel recipe: {recipe.name}", "",
              f"Base `{judges[0]}` against trained `{judges[1]}` on the same seeded items (seed {recipe.bench.seed}). "
@@ -262,7 +289,9 @@ def write_report(recipe: Recipe, comparisons: dict[str, dict[str, Any]], train_s
     summaries = {mode: pairwise_summary(rows) for mode, rows in comparisons.items()}
     RecipeOutput(recipe.output_dir).report_json.write_text(json.dumps(
         {"train": train_summary, "judges": {"base": judges[0], "trained": judges[1]},
-         "pairwise_summary": summaries, **comparisons}, indent=1))
+         "pairwise_summary": summaries,
+         **{mode: {bench: row.model_dump(mode="json") for bench, row in rows.items()}
+            for mode, rows in comparisons.items()}}, indent=1))
     return path
 
 
