@@ -104,6 +104,21 @@ def _labelled_pairs(path: Path, bad_row: bool) -> Path:
     return path
 
 
+def test_two_data_files_or_a_data_file_and_a_benchmark_of_one_name_are_refused(tmp_path):
+    """Benchmarks are named by file name: a second `x.jsonl` would silently overwrite the first one's items."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    first, second = (_labelled_pairs(tmp_path / folder / "x.jsonl", bad_row=False) for folder in ("a", "b"))
+    hhh = _labelled_pairs(tmp_path / "hhh.jsonl", bad_row=False)
+    cases = [(["--data", str(first), "--data", str(second)], f"is also the name of --data {first}"),
+             (["-b", "hhh", "--data", str(hhh)], "is also a registered benchmark")]
+    for args, clash in cases:
+        out = tmp_path / "out"
+        result = runner.invoke(app, ["bench", *args, "-o", str(out)])
+        assert result.exit_code == 2 and clash in result.output and "rename one of them" in result.output
+        assert not out.exists()
+
+
 @pytest.mark.model
 def test_bench_data_carries_on_past_bad_rows_and_strict_refuses(tmp_path):
     data = _labelled_pairs(tmp_path / "mine.jsonl", bad_row=True)

@@ -78,6 +78,15 @@ def test_missing_input_exit_2(gavel, tmp_path):
     assert not (tmp_path / "o.jsonl").exists()
 
 
+def test_an_empty_csv_or_a_header_alone_names_the_file(gavel, tmp_path):
+    for name, text in (("empty.csv", ""), ("header.csv", "task,instruction,response\n")):
+        source = tmp_path / name
+        source.write_text(text)
+        result = gavel("judge", source, "-o", tmp_path / "o.jsonl")
+        assert result.exit_code == 2 and f"error: {source}: holds no records" in result.output, result.output
+        assert not (tmp_path / "o.jsonl").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

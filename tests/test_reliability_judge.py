@@ -131,6 +131,25 @@ def test_1_cli_refuses_a_bad_adapter_in_one_line_and_leaves_no_files(tmp_path, g
         assert sorted(p.name for p in tmp_path.iterdir()) == ["fake.gguf", "one.jsonl", "other-base.gguf"]
 
 
+def test_1_server_specs_with_a_bad_url_or_local_only_options_are_usage_errors(tmp_path, gavel, monkeypatch):
+    """A port that is not a number, a scheme that is not http(s), --batch or --threads for a server: exit 2,
+    one line, before any model or connection."""
+    import gavel.backends as backends
+
+    monkeypatch.setattr(backends, "_build_backend", lambda *a: pytest.fail("nothing may be loaded"))
+    records = _write(tmp_path / "one.jsonl", PAIRS[:1])
+    cases = [(("-m", "gavel+http://nope:abc"), "'http://nope:abc' is not a valid URL"),
+             (("-m", "openai:x@http://nope:99999/v1"), "is not a valid URL (Port out of range"),
+             (("-m", "http://127.0.0.1:8/v1#m", "--batch", "4"), "--batch applies to local models"),
+             (("-m", "openai:x@ftp://host/v1"), "is not an http(s) URL with a host"),
+             (("-m", "gavel+http://127.0.0.1:8", "--threads", "1"), "--threads applies to llama.cpp models")]
+    for args, message in cases:
+        result = gavel("judge", records, *args, "-o", tmp_path / "out.jsonl", "-q")
+        assert result.exit_code == 2, result.output
+        assert message in _one_error_line(result.output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.jsonl"]
+
+
 class _Failing(Backend):
     """Every request fails (a backend error): the run judges nothing."""
 

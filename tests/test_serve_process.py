@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -116,6 +117,28 @@ def test_a_non_loopback_host_without_a_key_refuses_to_start(tmp_path: Path) -> N
     assert refused.exit_code == 2 and "--insecure" in refused.output and "Traceback" not in refused.output
     assert empty_key.exit_code == 2 and "API key file is empty" in empty_key.output
     assert time.perf_counter() - started < 10  # before any model loads
+
+
+def test_bad_serve_options_a_taken_port_and_an_unknown_host_are_one_line_before_the_model_loads(monkeypatch):
+    import gavel.backends as backends
+
+    monkeypatch.setattr(backends, "_build_backend", lambda *a: pytest.fail("the model must not load"))
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    cases = [(["--port", "70000"], "--port: Input should be less than or equal to 65535"),
+             (["--log-level", "loud"], "--log-level: use one of critical, error, warning, info"),
+             (["--max-batch", "0"], "--max-batch: Input should be greater than or equal to 1"),
+             (["--max-records", "0"], "--max-records: Input should be greater than or equal to 1"),
+             (["--port", str(taken.getsockname()[1])], "cannot listen there (Address already in use)"),
+             (["--host", "no-such-host.invalid", "--insecure"], "--host no-such-host.invalid --port 8080: cannot"),
+             (["-m", "gavel+http://127.0.0.1:8", "--batch", "2", "--port", "0"], "--batch applies to local models")]
+    for args, message in cases:
+        result = CliRunner().invoke(app, ["serve", *args], env={"GAVEL_API_KEY": ""})
+        errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert len(errors) == 1 and message in errors[0], result.output
+    taken.close()
 
 
 def test_sigterm_under_load_answers_every_request_and_exits_0(tmp_path: Path) -> None:

@@ -153,12 +153,15 @@ def judge(
 
 def _backend(model: str | None, batch: int | None, threads: int | None):
     """The model spec, or the backend built with the options given (`--batch`, `--threads`)."""
+    from gavel.backends import SERVER_KINDS, parse_spec
+
+    kind = parse_spec(model).kind if batch or threads else None
+    if batch and kind in SERVER_KINDS:
+        raise ValueError("--batch applies to local models (llama.cpp, transformers, vLLM); a server batches itself")
+    if threads and kind != "llama.cpp":
+        raise ValueError("--threads applies to llama.cpp models (GGUF files and the default judge)")
     options = {"batch_size": batch} if batch else {}
     if threads:
-        from gavel.backends import parse_spec
-
-        if parse_spec(model).kind != "llama.cpp":
-            raise ValueError("--threads applies to llama.cpp models (GGUF files and the default judge)")
         options["n_threads"] = threads
     if not options:
         return model
@@ -484,18 +487,20 @@ def serve(
     settings = _settings(mode=mode, template=template, both_orders=both_orders, max_new_tokens=max_new_tokens,
                          repetition_penalty=repetition_penalty, retries=retries)
     try:
-        from gavel.serve.config import Limits, ServeConfig, read_api_key
-        from gavel.serve.server import run
+        from gavel.config import validate_model
+        from gavel.serve.config import SERVE_OPTIONS, Limits, ServeConfig, read_api_key
+        from gavel.serve.server import listen, run
         from gavel.serve.service import JudgeService
 
-        config = ServeConfig(
-            host=host, port=port, api_key=read_api_key(api_key_file), insecure=insecure,
-            limits=Limits(max_body_bytes=max_body_bytes, max_records=max_records, max_field_chars=max_field_chars,
-                          max_new_tokens=max(max_new_tokens, Limits().max_new_tokens)),
+        config = validate_model(dict(
+            host=host, port=port, api_key=read_api_key(api_key_file), insecure=insecure, log_level=log_level,
+            limits=dict(max_body_bytes=max_body_bytes, max_records=max_records, max_field_chars=max_field_chars,
+                        max_new_tokens=max(max_new_tokens, Limits().max_new_tokens)),
             max_batch=max_batch, max_wait_s=max_wait_ms / 1000, max_queue=max_queue, timeout_s=timeout,
-            grace_s=grace)
+            grace_s=grace), ServeConfig, "gavel serve", SERVE_OPTIONS)
         config.check_exposure()
         templates = load_templates(template)
+        sock = listen(config)  # a taken port or an unknown host is a usage error before the model loads
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         with console.status("loading model…"):
             judge_ = Judge(_backend(model, batch, threads), settings, templates=templates)
@@ -504,7 +509,7 @@ def serve(
     except (OSError, ValueError, TemplateError, RuntimeError) as exc:
         _usage_error(exc)
     service = JudgeService(judge_.backend, model, settings, config)
-    run(service, log_level=log_level)
+    run(service, sock)
 
 
 def main() -> None:

@@ -39,8 +39,8 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
 
 
 def error_lines(exc: ValidationError, where: str, names: Mapping[str, str] | None = None) -> list[str]:
-    """One line per bad field: ``WHERE: field.path: message``; `names` renames a top-level field (e.g. the
-    command-line option that set it) and then names it instead of `where`."""
+    """One line per bad field: ``WHERE: field.path: message``; `names` renames a field (by its dotted path or
+    its top-level name, e.g. to the command-line option that set it) and then names it instead of `where`."""
     lines = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
@@ -48,8 +48,9 @@ def error_lines(exc: ValidationError, where: str, names: Mapping[str, str] | Non
         if err["type"] not in ("extra_forbidden", "missing") and "input" in err and not isinstance(
                 err["input"], dict | list):
             message += f" (got {err['input']!r})"
-        if names and loc and loc[0] in names:
-            lines.append(f"{names[loc[0]]}: {message}")
+        named = next((names[key] for key in (".".join(loc), loc[0] if loc else "") if names and key in names), None)
+        if named:
+            lines.append(f"{named}: {message}")
         else:
             lines.append(f"{where}: {'.'.join(loc) or '(top level)'}: {message}")
     return lines

@@ -50,6 +50,10 @@ class ModelSpec:
     options: dict[str, str] = field(default_factory=dict)
 
 
+#: Backend kinds that are HTTP clients of a server (which batches and places the model itself).
+SERVER_KINDS = frozenset({"openai", "ollama", "gavel"})
+
+
 def parse_spec(spec: str | None) -> ModelSpec:
     """Turn a model-spec string into a ModelSpec (see the module docstring for the forms)."""
     text = (spec or DEFAULT_SPEC).strip()
@@ -80,15 +84,15 @@ def parse_spec(spec: str | None) -> ModelSpec:
     if sep and prefix == "openai":
         model, at, url = rest.partition("@")
         base = url if at else os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
-        return ModelSpec("openai", model, base_url=base)
+        return ModelSpec("openai", model, base_url=_checked_url(text, base))
     if text.startswith(("gavel+http://", "gavel+https://")):
-        url = text.removeprefix("gavel+").rstrip("/")
+        url = _checked_url(text, text.removeprefix("gavel+").rstrip("/"))
         return ModelSpec("gavel", url, base_url=url)
     if text.startswith(("http://", "https://")):
         url, hash_, model = text.partition("#")
         if not hash_ or not model:
             raise ValueError(f"model spec {text!r}: name the model after '#', e.g. http://127.0.0.1:8080/v1#selene")
-        return ModelSpec("openai", model, base_url=url)
+        return ModelSpec("openai", model, base_url=_checked_url(text, url))
     path = Path(text)
     if path.suffix == ".gguf":
         return ModelSpec("llama.cpp", text)
@@ -100,6 +104,20 @@ def parse_spec(spec: str | None) -> ModelSpec:
         f"model spec {text!r}: not a .gguf file, a model folder, a hub id (org/name), or one of "
         "ollama:NAME, openai:MODEL[@URL], URL#MODEL, vllm:MODEL, hf:MODEL, gavel+http://HOST:PORT"
     )
+
+
+def _checked_url(spec: str, url: str) -> str:
+    """`url` if it is an http(s) URL with a host and a valid port, else a ValueError naming the spec."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number in 0-65535
+    except ValueError as exc:
+        raise ValueError(f"model spec {spec!r}: {url!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"model spec {spec!r}: {url!r} is not an http(s) URL with a host")
+    return url
 
 
 def _with_adapter(text: str) -> ModelSpec:

@@ -121,8 +121,13 @@ def load_targets(names: list[str], files: list[Path], data_root: Path | None, li
             continue
         targets.append(BenchTarget(name, bench.task, sample(data.records, limit, seed), bench.subsets_field,
                                    data.errors))
+    named = {name: "a registered benchmark" for name in names}
     for path in files:
         stem, data = load_labelled_file(path)
+        if stem in named:
+            raise ValueError(f"--data {path}: its benchmark name {stem!r} (the file name) is also {named[stem]}; "
+                             "rename one of them")
+        named[stem] = f"the name of --data {path}"
         if strict and data.errors:
             listed = "".join(f"\n  {error}" for error in data.errors[:20])
             raise ValueError(f"{path}: {len(data.errors)} invalid row(s) (--strict):{listed}")

@@ -244,8 +244,11 @@ def _read_table(path: Path) -> Iterator[tuple[int, Any]]:
     import pandas as pd
 
     if path.suffix == ".csv":  # undecodable bytes become lone surrogates, found per row below
-        frame = pd.read_csv(path, dtype=object, keep_default_na=False, encoding="utf-8-sig",
-                            encoding_errors="surrogateescape")
+        try:
+            frame = pd.read_csv(path, dtype=object, keep_default_na=False, encoding="utf-8-sig",
+                                encoding_errors="surrogateescape")
+        except pd.errors.EmptyDataError:
+            raise ValueError(f"{path}: holds no records (an empty CSV file, not even a header)") from None
     else:
         frame = pd.read_parquet(path)
     for number, row in enumerate(frame.to_dict(orient="records"), start=1):

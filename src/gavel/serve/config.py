@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from gavel.backends.gavel_http import API_KEY_ENV
 
@@ -25,7 +25,7 @@ class Limits(BaseModel):
 
 class ServeConfig(BaseModel):
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(8080, ge=0, le=65535, description="0: any free port")
     api_key: SecretStr | None = None
     insecure: bool = False
     limits: Limits = Field(default_factory=Limits)
@@ -34,12 +34,29 @@ class ServeConfig(BaseModel):
     max_queue: int = Field(256, ge=1, description="items waiting for the model; more are refused with 503")
     timeout_s: float = Field(300.0, gt=0.0, description="per request; a request waiting longer gets 504")
     grace_s: float = Field(30.0, ge=0.0, description="after SIGTERM, time to finish what was accepted")
+    log_level: str = Field("info", description="uvicorn's log level")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, level: str) -> str:
+        from uvicorn.config import LOG_LEVELS
+
+        if level.lower() not in LOG_LEVELS:
+            raise ValueError(f"use one of {', '.join(LOG_LEVELS)}")
+        return level.lower()
 
     def check_exposure(self) -> None:
         """Refuse to listen beyond loopback without a key (unless ``insecure``): ValueError, one line."""
         if self.api_key is None and not self.insecure and not is_loopback(self.host):
             raise ValueError(f"--host {self.host} is reachable from other machines: set an API key "
                              f"(${API_KEY_ENV} or --api-key-file), or pass --insecure to serve without one")
+
+
+#: The `gavel serve` option that sets each field, for one-line errors naming the option.
+SERVE_OPTIONS = {"host": "--host", "port": "--port", "log_level": "--log-level", "max_batch": "--max-batch",
+                 "max_wait_s": "--max-wait-ms (in seconds)", "max_queue": "--max-queue", "timeout_s": "--timeout",
+                 "grace_s": "--grace", "limits.max_body_bytes": "--max-body-bytes",
+                 "limits.max_records": "--max-records", "limits.max_field_chars": "--max-field-chars"}
 
 
 def is_loopback(host: str) -> bool:

@@ -8,12 +8,14 @@ still queued is answered 503; the process exits 0.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import socket
 
 import uvicorn
 
 from gavel.serve.app import create_app
+from gavel.serve.config import ServeConfig
 from gavel.serve.service import JudgeService
 
 #: Seconds uvicorn allows, after the grace period, for the last answers (503s included) to be written.
@@ -31,18 +33,37 @@ class _GracefulServer(uvicorn.Server):
         await drain
 
 
-def run(service: JudgeService, log_level: str = "info") -> None:
-    """Serve until SIGTERM or Ctrl-C; returns normally (exit 0) after the graceful stop."""
+def listen(config: ServeConfig) -> socket.socket:
+    """The server's socket, bound before the model loads: a taken port or an unknown host is a ValueError."""
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((config.host, config.port))
+    except OSError as exc:
+        sock.close()
+        raise ValueError(f"--host {config.host} --port {config.port}: cannot listen there "
+                         f"({exc.strerror or exc})") from None
+    return sock
+
+
+def run(service: JudgeService, sock: socket.socket | None = None) -> None:
+    """Serve on `sock` (default: bind the config's host and port) until SIGTERM or Ctrl-C; returns normally
+    (exit 0) after the graceful stop."""
     config = service.config
+    sock = sock or listen(config)
     app = create_app(service)
-    uv_config = uvicorn.Config(app, host=config.host, port=config.port, log_level=log_level,
+    uv_config = uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level,
                                timeout_graceful_shutdown=int(config.grace_s + _WRITE_MARGIN_S),
                                server_header=False, proxy_headers=False)
     server = _GracefulServer(uv_config, service)
     # uvicorn re-raises the signal that stopped it once it is done; a no-op handler makes that a normal exit
     previous = signal.signal(signal.SIGTERM, lambda *_: None)
     try:
-        server.run()
+        host, port = sock.getsockname()[:2]
+        logging.getLogger("uvicorn.error").info("gavel serve on http://%s:%d (SIGTERM or Ctrl-C stops it)",
+                                                f"[{host}]" if ":" in host else host, port)
+        server.run(sockets=[sock])
     finally:
         signal.signal(signal.SIGTERM, previous)
         service.close()
