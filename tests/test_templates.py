@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
+from gavel import backends
 from gavel.backends.base import Backend, BackendInfo, Reply
+from gavel.bench import harness
 from gavel.judge.engine import Judge
-from gavel.judge.records import JudgeRecord, validate_row
+from gavel.judge.records import JudgeRecord, Task, validate_row
 from gavel.judge.result import Mode, Status
 from gavel.judge.runner import run_records
 from gavel.judge.templates import PLACEHOLDERS, TemplateError, load_templates, output_format
@@ -94,6 +97,65 @@ def test_yaml_without_user_template_key(tmp_path):
         load_templates(path)
 
 
+# -- a broken file is refused when it is loaded: one line naming the file (and the line), before any model ----
+
+BROKEN = {  # file name, content, what the one error line says after the file's path
+    "broken.j2": ('Judge {{ user_input }}\n{% if task == "pairwise" %}\nA: {{ assistant_response_a }}\n',
+                  ", line 3: Unexpected end of template"),
+    "undef.j2": ("Judge {{ user_input }}\n{{ undefined_var.attr }}\n", ", line 2: unknown variable 'undefined_var' "
+                 "(known: user_input, "),
+    "attr.j2": ("Judge {{ user_input.attr }}\n", ", line 1: UndefinedError: 'str object' has no attribute 'attr'"),
+    "filter.j2": ("Judge {{ user_input | no_such_filter }}\n", ", line 1: No filter named 'no_such_filter'"),
+    "weird.yaml": ("user_template: 5\n", ": user_template: Input should be a valid string (got 5)"),
+    "nokey.yaml": ("system_template: hello {user_input}\n", ": user_template: Field required"),
+    "notyaml.yaml": ("user_template: [unclosed\n", ": not valid YAML (line 2, column 1)"),
+    "typo.txt": ("Evaluate: {user_inptu}\nA: {assistant_response_a}\nB: {assistant_response_b}\n",
+                 ": unknown placeholder {user_inptu} (known: user_input, assistant_response, "),
+    "typo.yaml": ("user_template: 'Q: {user_input} R: {assistant_response} {rubric_score_1_descriptoin}'\n",
+                  ": unknown placeholder {rubric_score_1_descriptoin}"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_broken_template_file_is_refused_on_load(tmp_path, name):
+    text, message = BROKEN[name]
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(TemplateError) as raised:
+        load_templates(path)
+    assert str(raised.value).startswith(f"{path}{message}"), raised.value
+    assert "\n" not in str(raised.value)
+
+
+def test_broken_file_in_a_template_folder_is_refused(tmp_path):
+    (tmp_path / "absolute.txt").write_text("{user_input} {assistant_response} {rubric_score_1_description}\n")
+    (tmp_path / "pairwise.txt").write_text("{user_input} {assistant_respons_a} {assistant_response_b}\n")
+    with pytest.raises(TemplateError, match=re.escape(f"{tmp_path / 'pairwise.txt'}: unknown placeholder "
+                                                      "{assistant_respons_a}")):
+        load_templates(tmp_path)
+
+
+def test_variable_set_in_one_branch_only_is_caught_by_the_sample_renders(tmp_path):
+    path = tmp_path / "branch.j2"
+    path.write_text('{% if task == "absolute" %}{% set kind = "score" %}{% endif %}\n{{ user_input }} {{ kind }}\n')
+    with pytest.raises(TemplateError, match=r"branch\.j2, line 2: UndefinedError: 'kind' is undefined "
+                                            r"\(rendering a classification item"):
+        load_templates(path)
+
+
+@pytest.mark.parametrize("name", ["default", "markdown", "json", "xml", "plain", "rubric-first"])
+def test_every_builtin_set_passes_the_load_checks(name):
+    assert load_templates(name).name == name
+
+
+def test_only_a_bare_name_in_braces_is_a_placeholder(tmp_path):
+    path = tmp_path / "braces.txt"
+    path.write_text('{user_input}\n{assistant_response_a} {assistant_response_b}\n'
+                    'Reply as {"winner": "A"} or { user_input } {} {0} {a b} {{assistant_response_a}}\n')
+    text, _ = load_templates(path).render(_record("pairwise"), Mode.verdict)
+    assert text.endswith('Reply as {"winner": "A"} or { user_input } {} {0} {a b} {RESP-A-TEXT}')
+
+
 def test_template_naming_no_task_is_rejected(tmp_path):
     path = tmp_path / "vague.txt"
     path.write_text("Judge this: {user_input}\n{output_format}\n")
@@ -127,7 +189,7 @@ def test_literal_braces_are_kept():
     text, template = templates.render(_record("classification"), Mode.critique)
     assert template.name == "json_braces_classification"
     assert '{"verdict": "Yes"}' in text
-    assert '{not_a_placeholder} and {"key": [1, 2]}' in text
+    assert 'Other braces stay: { not_a_placeholder }, {} {1} {a-b} and {"key": [1, 2]}' in text
     assert "Instruction: INSTR-TEXT" in text and LEFTOVER.search(text) is None
 
 
@@ -178,3 +240,60 @@ def test_template_set_through_judge_reaches_backend():
     assert [r.template for r in results] == ["selene_absolute", "default/pairwise"]
     assert backend.prompts[0].startswith("You are judging a response")
     assert "RESP-A-TEXT" in backend.prompts[1]
+
+
+# -- the CLI: a broken template is a usage error (exit 2, one error line) before any model loads -------------
+
+def _no_model(monkeypatch) -> None:
+    def load(*args, **kwargs):
+        pytest.fail("the model must not load")
+
+    monkeypatch.setattr(backends, "load_backend", load)
+    monkeypatch.setattr(harness, "load_backend", load)
+
+
+def _error_line(output: str) -> str:
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, output
+    return errors[0]
+
+
+def _input(tmp_path: Path) -> Path:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": "1", "task": "pairwise", "instruction": "Q", "response_a": "a", "response_b": "b", '
+                      '"label": "A"}\n')
+    return source
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+@pytest.mark.parametrize("command", ["judge", "judge --batch 2", "serve", "bench"])
+def test_cli_refuses_a_broken_template_before_loading(gavel, monkeypatch, tmp_path, name, command):
+    _no_model(monkeypatch)
+    text, message = BROKEN[name]
+    path = tmp_path / name
+    path.write_text(text)
+    out = tmp_path / "out.jsonl"
+    args = {"judge": ["judge", _input(tmp_path), "-t", path, "-o", out, "-q"],
+            "judge --batch 2": ["judge", _input(tmp_path), "-t", path, "--batch", "2", "-o", out, "-q"],
+            "serve": ["serve", "-t", path],
+            "bench": ["bench", "--data", _input(tmp_path), "--formats", f"default,{path}", "-o", tmp_path / "b"]}
+    result = gavel(*args[command])
+    assert result.exit_code == 2, result.output
+    assert _error_line(result.output).startswith(f"error: {path}{message}")
+    assert not out.exists() and not (tmp_path / "b").exists()
+
+
+def test_cli_judges_with_a_valid_custom_template(gavel, monkeypatch, tmp_path):
+    backend = _EchoBackend()
+    monkeypatch.setattr(backends, "load_backend", lambda *args, **kwargs: backend)
+    path = tmp_path / "mine.txt"
+    path.write_text('Which answer is better? {user_input}\nA: {assistant_response_a}\nB: {assistant_response_b}\n'
+                    'Answer like {"winner": "A"}.\n{output_format}\n')
+    out = tmp_path / "out.jsonl"
+    result = gavel("judge", _input(tmp_path), "-t", path, "--mode", "verdict", "-o", out, "-q")
+    assert result.exit_code == 0, result.output
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["template"] == "mine" and row["result"] == "A"
+    assert backend.prompts == ['Which answer is better? Q\nA: a\nB: b\nAnswer like {"winner": "A"}.\n'
+                               + output_format(Task.pairwise, Mode.verdict)]

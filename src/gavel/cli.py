@@ -97,19 +97,20 @@ def judge(
     from gavel.judge.engine import Judge
     from gavel.judge.records import read_rows
     from gavel.judge.runner import RunInterrupted, SettingsChanged, check_output, run_records, write_errors
-    from gavel.judge.templates import TemplateError
+    from gavel.judge.templates import TemplateError, load_templates
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     out = output or _default_output(input)
     settings = _settings(mode=mode, template=template, both_orders=both_orders, max_new_tokens=max_new_tokens,
                          repetition_penalty=repetition_penalty, retries=retries)
     try:
+        templates = load_templates(settings.template)
         rows = list(read_rows(input))
         if not rows:
             raise ValueError(f"{input}: holds no records")
         check_output(out, [input])
         with console.status("loading model…"):
-            judge_ = Judge(_backend(model, batch, threads), settings, cache=cache)
+            judge_ = Judge(_backend(model, batch, threads), settings, templates=templates, cache=cache)
     except (OSError, ValueError, TemplateError, RuntimeError, ImportError) as exc:
         _usage_error(exc)
     valid = sum(1 for r in rows if r.record is not None)
@@ -249,6 +250,7 @@ def bench(
     from gavel.bench import registry
     from gavel.bench.harness import BenchConfig, load_targets, run_bench
     from gavel.bench.probes import FORMATS
+    from gavel.judge.templates import load_templates
 
     root = registry.default_data_root(data_root)
     if list_:
@@ -263,11 +265,12 @@ def bench(
             names += [b.name for b in registry.suite(suite or "local") if b.name not in names]
         for spec in judges or []:
             parse_spec(spec)  # a typo in a spec fails now, not after the first benchmark
+        for fmt in chosen:
+            load_templates(fmt)  # a bad format (a template set or file) too
         targets = load_targets(names, list(data or []), root, limit, seed, strict=strict,
                                warn=lambda m: console.print(f"[yellow]{m}[/yellow]"))
     except (KeyError, ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {exc.args[0] if isinstance(exc, KeyError) else exc}")
-        raise typer.Exit(2) from None
+        _usage_error(ValueError(exc.args[0]) if isinstance(exc, KeyError) else exc)
     if not targets:
         console.print("[red]error:[/red] no benchmark could be loaded")
         raise typer.Exit(2)

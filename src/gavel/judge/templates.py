@@ -6,10 +6,15 @@ Two kinds of template file:
   published Selene Mini templates): ``{user_input}``, ``{assistant_response}``, ``{assistant_response_a}``,
   ``{assistant_response_b}``, ``{rubric_objective}``, ``{rubric_score_1_description}`` …
   ``{rubric_score_5_description}``, ``{rubric_yes_description}``, ``{rubric_no_description}``,
-  ``{reference_response}``, and gavel's own ``{output_format}``. Only these names are replaced, so other
-  braces in the text stay as they are. The task is inferred from the placeholders used.
+  ``{reference_response}``, and gavel's own ``{output_format}``. A placeholder is a name in braces with
+  nothing else (``{name}``): an unknown one is an error, other braces (``{"verdict": "Yes"}``, ``{ x }``)
+  stay as they are. The task is inferred from the placeholders used.
 - **Jinja2 files** (``.j2``): the same names as variables plus ``task``, ``mode`` and ``has_reference``; one
   file can serve every task.
+
+A file is checked when it is loaded (:class:`TemplateError`, one line naming the file): placeholders and
+variables must be known names, a YAML file's ``user_template`` a string, a Jinja2 file must compile and render
+a sample item of every task, mode and reference case.
 
 A template set is a folder of ``<task>.txt`` / ``<task>_reference.txt`` (or ``.j2``) files; the built-in
 sets live in ``gavel/judge/templates/``.
@@ -20,13 +25,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
 import jinja2
-import yaml
+from jinja2 import meta, nodes
+from pydantic import BaseModel, ConfigDict
 
+from gavel.config import ConfigError, read_yaml_mapping, validate_model
 from gavel.judge.records import JudgeRecord, Task
 from gavel.labels import Mode, answer_text
 
@@ -42,7 +48,10 @@ PLACEHOLDERS = (
     "reference_response",
     "output_format",
 )
-_PLACEHOLDER_RE = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+#: The variables a Jinja2 file has besides the placeholders.
+JINJA_VARIABLES = (*PLACEHOLDERS, "task", "mode", "has_reference")
+#: What counts as a placeholder in a placeholder file: an identifier in braces.
+_PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 _VERDICT_SPELLING = {
     Task.absolute: "an integer from 1 to 5",
@@ -85,7 +94,94 @@ def template_values(record: JudgeRecord, mode: Mode) -> dict[str, str]:
 
 
 class TemplateError(ValueError):
-    """A template cannot be used for a record."""
+    """A template file is broken, or a template cannot be used for a record."""
+
+
+def _sample(task: Task, reference: str | None) -> JudgeRecord:
+    """A made-up item of `task`: what a Jinja2 file is test-rendered with when it is loaded."""
+    responses = {"response_a": "A", "response_b": "B"} if task is Task.pairwise else {"response": "R"}
+    return JudgeRecord(id="sample", task=task, instruction="I", reference=reference, **responses)
+
+
+_SAMPLES = tuple(_sample(task, ref) for task in Task for ref in (None, "REF"))
+
+
+class _YamlTemplate(BaseModel):
+    """A YAML template file (Selene Mini's layout); keys other than ``user_template`` are not read."""
+
+    model_config = ConfigDict(extra="allow")
+    user_template: str
+
+
+def _yaml_text(path: Path) -> str:
+    """The ``user_template`` of a YAML file."""
+    try:
+        return validate_model(read_yaml_mapping(path), _YamlTemplate, str(path)).user_template
+    except ConfigError as exc:
+        raise TemplateError(str(exc)) from None
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+    env.filters["tojson"] = lambda value: json.dumps(value, ensure_ascii=False)  # raw characters for the model
+    return env
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The template line a Jinja2 render error was raised on."""
+    tb, line = exc.__traceback__, None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _at(path: Path, line: int | None) -> str:
+    return f"{path}, line {line}" if line else str(path)
+
+
+def _compile(path: Path, text: str) -> jinja2.Template:
+    """A Jinja2 file compiled, its variables known, every sample item rendered; TemplateError otherwise."""
+    env = _environment()
+    try:
+        tree = env.parse(text)
+        compiled = env.from_string(tree)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"{_at(path, exc.lineno)}: {exc.message}") from None
+    assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx != "load"}  # set in some branch: the renders tell
+    unknown = meta.find_undeclared_variables(tree) - set(JINJA_VARIABLES) - assigned
+    if unknown:
+        name = min(unknown, key=lambda n: (_first_use(tree, n), n))
+        raise TemplateError(f"{_at(path, _first_use(tree, name))}: unknown variable '{name}' "
+                            f"(known: {', '.join(JINJA_VARIABLES)})")
+    for record in _SAMPLES:
+        for mode in Mode:
+            try:
+                compiled.render(_jinja_context(record, mode))
+            except Exception as exc:  # the file's own expressions: any failure is the file's
+                message = " ".join(str(exc).split())
+                raise TemplateError(f"{_at(path, _template_line(exc))}: {type(exc).__name__}: {message} "
+                                    f"(rendering a {record.task.value} item, {mode.value} mode)") from None
+    return compiled
+
+
+def _first_use(tree: nodes.Template, name: str) -> int:
+    """The line `name` is first read on (0: none found)."""
+    return min((n.lineno for n in tree.find_all(nodes.Name) if n.name == name and n.ctx == "load"), default=0)
+
+
+def _jinja_context(record: JudgeRecord, mode: Mode) -> dict[str, object]:
+    """The variables a Jinja2 file is rendered with."""
+    values = template_values(record, mode)
+    context: dict[str, object] = {name: values.get(name, "") for name in PLACEHOLDERS}
+    return context | {"task": record.task.value, "mode": mode.value, "has_reference": record.reference is not None}
+
+
+def _check_placeholders(path: Path, text: str) -> None:
+    unknown = [name for name in _PLACEHOLDER_RE.findall(text) if name not in PLACEHOLDERS]
+    if unknown:
+        raise TemplateError(f"{path}: unknown placeholder {{{unknown[0]}}} (known: {', '.join(PLACEHOLDERS)})")
 
 
 def infer_task(text: str) -> Task | None:
@@ -105,38 +201,41 @@ class Template:
 
     name: str
     text: str
-    jinja: bool = False
     task: Task | None = None  # None: any task (Jinja2 files)
+    compiled: jinja2.Template | None = field(default=None, repr=False)  # a Jinja2 file's
 
     @classmethod
     def from_file(cls, path: Path, name: str | None = None) -> Template:
-        text = path.read_text(encoding="utf-8")
+        """The template in `path`, checked (TemplateError naming the file)."""
         if path.suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-            if not isinstance(data, dict) or "user_template" not in data:
-                raise TemplateError(f"{path}: a YAML template needs a 'user_template' key")
-            text = data["user_template"]
-        jinja = path.suffix == ".j2"
-        return cls(name=name or path.stem, text=text, jinja=jinja, task=None if jinja else infer_task(text))
+            text = _yaml_text(path)
+        else:
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise TemplateError(f"{path}: cannot be read: {exc}") from None
+        if path.suffix == ".j2":
+            return cls(name=name or path.stem, text=text, compiled=_compile(path, text))
+        _check_placeholders(path, text)
+        return cls(name=name or path.stem, text=text, task=infer_task(text))
+
+    @property
+    def jinja(self) -> bool:
+        return self.compiled is not None
 
     @property
     def uses_reference(self) -> bool:
         return "reference_response" in self.text
 
-    @cached_property
-    def _jinja(self) -> jinja2.Template:
-        env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
-        env.filters["tojson"] = lambda value: json.dumps(value, ensure_ascii=False)  # raw characters for the model
-        return env.from_string(self.text)
-
     def render(self, record: JudgeRecord, mode: Mode) -> str:
         if self.task is not None and self.task is not record.task:
             raise TemplateError(f"template '{self.name}' is for {self.task.value} items, not {record.task.value}")
+        if self.compiled is not None:
+            try:
+                return self.compiled.render(_jinja_context(record, mode)).strip()
+            except jinja2.TemplateError as exc:  # an item unlike the samples the file was checked with
+                raise TemplateError(f"template '{self.name}': {exc}") from None
         values = template_values(record, mode)
-        if self.jinja:
-            context = {name: values.get(name, "") for name in PLACEHOLDERS}
-            context |= {"task": record.task.value, "mode": mode.value, "has_reference": record.reference is not None}
-            return self._jinja.render(context).strip()
         return _PLACEHOLDER_RE.sub(lambda m: values.get(m.group(1), ""), self.text).strip()
 
 
