@@ -124,3 +124,21 @@ def test_bad_arguments_are_refused(llama):
     reward = JudgeReward(Judge(llama, mode="verdict"), rubric_column="criterion")
     with pytest.raises(KeyError, match="criterion"):
         reward(["q"], ["a"])
+
+
+def test_rows_that_cannot_be_judged_get_no_reward_and_a_warning_naming_row_and_field(llama, caplog):
+    """A missing reference, an empty prompt, a chat prompt with no user turn: None for that completion, the
+    others judged; a reference column shorter than the completions is a misuse, refused."""
+    reward = JudgeReward(Judge(llama, mode="verdict"), task="pairwise", reference_column="reference")
+    prompts = ["What is 3 + 4?", "", [{"role": "system", "content": "Be brief."}], "What is 3 + 4?"]
+    metrics = {}
+    with caplog.at_level("WARNING"):
+        rewards = reward(prompts, ["7", "7", "7", "7"], reference=[None, "7", "7", "7"],
+                         log_metric=metrics.__setitem__)
+    assert rewards[:3] == [None, None, None] and 0.0 <= rewards[3] <= 1.0
+    assert "gavel_pairwise, row 1, field 'reference': required for task 'pairwise': no reward" in caplog.text
+    assert "gavel_pairwise, row 2, field 'instruction': must not be empty" in caplog.text
+    assert "gavel_pairwise, row 3: no user message" in caplog.text
+    assert metrics["gavel_pairwise/error"] == 0.75
+    with pytest.raises(ValueError, match="column 'reference' holds 1 values, fewer than the completions"):
+        reward(["q", "q"], ["a", "b"], reference=["x"])
