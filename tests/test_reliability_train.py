@@ -173,6 +173,64 @@ def test_3_recipe_whose_curate_config_is_missing(tmp_path, gavel):
     assert not (tmp_path / "out").exists()
 
 
+def _no_stage_may_run(monkeypatch) -> None:
+    """Curate and train fail the test if they start."""
+    import gavel.curate.pipeline as pipeline
+    import gavel.train.trainer as trainer
+
+    monkeypatch.setattr(pipeline, "run", lambda *a, **k: pytest.fail("curate must not run"))
+    monkeypatch.setattr(trainer, "run", lambda *a, **k: pytest.fail("train must not run"))
+
+
+def _recipe(path: Path, **bench) -> Path:
+    path.write_text(yaml.safe_dump({"name": "r", "curate": {"config": str(curate_config(path.parent / "c.yaml"))},
+                                    "train": {"data": str(PAIRS_FIXTURE)}, "bench": bench}))
+    return path
+
+
+def test_3_recipe_with_an_unknown_or_misfiled_benchmark(tmp_path, gavel, monkeypatch):
+    _no_stage_may_run(monkeypatch)
+    cases = {"pairwise": ["llmbar-natural", "nosuch-bench"], "critique": ["nosuch-critique"]}
+    unknown = _recipe(tmp_path / "unknown.yaml", **cases)
+    result = gavel("recipe", unknown, "-o", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    line = one_error(result.output)
+    assert line.startswith(f"error: {unknown}: bench.pairwise: unknown benchmark 'nosuch-bench'; known: ")
+    assert "llmbar-natural" in line
+    assert f"{unknown}: bench.critique: unknown benchmark 'nosuch-critique'" in result.output
+    misfiled = _recipe(tmp_path / "misfiled.yaml", pairwise=["mt-bench"], absolute=["hhh"])
+    result = gavel("recipe", misfiled, "-o", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert one_error(result.output) == (f"error: {misfiled}: bench.pairwise: 'mt-bench' is a benchmark of task "
+                                        "absolute (list it under bench.absolute)")
+    assert f"{misfiled}: bench.absolute: 'hhh' is a benchmark of task pairwise (list it under bench.pairwise)" \
+        in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_3_recipe_whose_benchmarks_have_no_data(tmp_path, gavel, monkeypatch):
+    """A fresh clone (no ../shared, no $GAVEL_DATA_ROOT), or a data root without the files: what `gavel bench`
+    says, before any stage."""
+    from gavel import data
+    from gavel.train.recipe import load_recipe
+
+    _no_stage_may_run(monkeypatch)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv(data.DATA_ROOT_ENV, raising=False)
+    (tmp_path / "clone" / "src" / "gavel").mkdir(parents=True)
+    monkeypatch.setattr(data, "__file__", str(tmp_path / "clone" / "src" / "gavel" / "data.py"))
+    monkeypatch.chdir(tmp_path / "clone")
+    (tmp_path / "empty").mkdir()
+    for name, root in {"no-root": None, "empty-root": "empty"}.items():
+        recipe = _recipe(tmp_path / f"{name}.yaml", pairwise=["llmbar-natural"], critique=["mt-bench"],
+                         data_root=root)
+        result = gavel("recipe", recipe, "-o", tmp_path / "out")
+        assert result.exit_code == 2, (name, result.output)
+        assert one_error(result.output) == "error: no benchmark could be loaded"
+    assert load_recipe(tmp_path / "empty-root.yaml").bench.data_root == tmp_path / "empty"  # from its folder
+    assert not (tmp_path / "out").exists()
+
+
 def _finished_curate_output(folder: Path, rows: list[dict]) -> Path:
     """A curate output as gavel curate leaves it (marker, pairs, saved dataset, READY)."""
     import datasets

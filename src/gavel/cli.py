@@ -271,9 +271,6 @@ def bench(
                                warn=lambda m: console.print(f"[yellow]{m}[/yellow]"))
     except (KeyError, ValueError, FileNotFoundError) as exc:
         _usage_error(ValueError(exc.args[0]) if isinstance(exc, KeyError) else exc)
-    if not targets:
-        console.print("[red]error:[/red] no benchmark could be loaded")
-        raise typer.Exit(2)
     for target in targets:
         if target.row_errors:
             console.print(f"[yellow]{target.name}: {len(target.row_errors)} bad row(s) left out "
@@ -425,21 +422,22 @@ def recipe(
     """Curate -> train -> bench the base and the trained judge on the same items -> one report with deltas.
 
     Exit codes: 0 done; 1 a stage stopped (an empty mix, a server down); 2 usage error (the recipe, its curate
-    config, an output that must not be written).
+    config, an unknown benchmark or none with data, an output that must not be written), before any stage.
     """
     from gavel.backends import ServerUnavailable
     from gavel.config import ConfigError
     from gavel.curate.pipeline import EmptyMix
     from gavel.io import OutputError
-    from gavel.train.recipe import load_recipe, run
+    from gavel.train.recipe import bench_runs, load_recipe, run
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         cfg = load_recipe(recipe_file, output_dir=output)
+        runs = bench_runs(cfg)
     except (ConfigError, OSError, ValueError) as exc:
         _usage_error(exc)
     try:
-        report = run(cfg, console=console)
+        report = run(cfg, runs, console=console)
     except OutputError as exc:
         _usage_error(exc)
     except (EmptyMix, ServerUnavailable) as exc:

@@ -28,6 +28,7 @@ from gavel.bench.metrics import injection_metrics, summarise, unique_rows
 from gavel.bench.probes import inject, injection_target
 from gavel.bench.report import RowsByBench, write_report
 from gavel.bench.results import BenchmarkResult, BenchResults, FormatSpread, RunMeta, Summary
+from gavel.data import BENCH_ROOT_OPTION
 from gavel.judge.engine import Judge
 from gavel.judge.records import JudgeRecord, LoadedRow, RowError
 from gavel.judge.result import JudgedRow, JudgeResult, Mode
@@ -102,15 +103,18 @@ def sample(records: list[JudgeRecord], limit: int | None, seed: int) -> list[Jud
 
 
 def load_targets(names: list[str], files: list[Path], data_root: Path | None, limit: int | None, seed: int,
-                 warn: Callable[[str], None] = log.warning, strict: bool = False) -> list[BenchTarget]:
-    """Registered benchmarks by name plus labelled record files; unavailable benchmarks are reported and skipped.
+                 warn: Callable[[str], None] = log.warning, strict: bool = False,
+                 root_option: str = BENCH_ROOT_OPTION) -> list[BenchTarget]:
+    """Registered benchmarks by name plus labelled record files; unavailable benchmarks are reported and skipped,
+    and a ValueError if none is left.
 
     A file's bad rows are kept as row errors for the report; with ``strict`` any bad row is a ValueError.
+    ``root_option`` is how the caller's user sets `data_root` (named when there is none).
     """
     from gavel.bench.loaders.generic import load_labelled_file
 
     sample([], limit, seed)  # checks the limit before any loading
-    ctx = registry.LoadContext(data_root=data_root, seed=seed)
+    ctx = registry.LoadContext(data_root=data_root, seed=seed, root_option=root_option)
     targets = []
     for name in names:
         bench = registry.get(name)
@@ -136,6 +140,8 @@ def load_targets(names: list[str], files: list[Path], data_root: Path | None, li
             found = sorted(t.value for t in tasks)
             raise ValueError(f"{path}: a benchmark file must hold one task type, found {found}")
         targets.append(BenchTarget(stem, tasks.pop(), sample(data.records, limit, seed), "subset", data.errors))
+    if not targets:
+        raise ValueError("no benchmark could be loaded")
     return targets
 
 

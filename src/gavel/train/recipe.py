@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,7 +27,16 @@ from gavel.layout import READY, BenchOutput, CurateOutput, RecipeOutput, TrainOu
 from gavel.settings import DEFAULT_SEED, JudgeSettings
 from gavel.train.config import EMBEDDED_BASE, TrainConfig, resolve_paths
 
+if TYPE_CHECKING:
+    from gavel.bench.harness import BenchTarget
+
 log = logging.getLogger(__name__)
+
+#: A verdict-run list holding a benchmark of the other list's task is misfiled (classification fits either).
+MISFILED = {"pairwise": Task.absolute, "absolute": Task.pairwise}
+#: How a recipe sets its benchmark data root (named when there is none).
+ROOT_OPTION = "bench.data_root in the recipe"
+
 
 class CurateStage(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -38,8 +48,10 @@ class CurateStage(BaseModel):
 class BenchStage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    pairwise: list[str] = Field(default_factory=list)
-    absolute: list[str] = Field(default_factory=list)
+    pairwise: list[str] = Field(default_factory=list, description="pairwise (or classification) benchmarks for "
+                                "the verdict-mode run")
+    absolute: list[str] = Field(default_factory=list, description="absolute (or classification) benchmarks for "
+                                "the verdict-mode run")
     limit: int | None = Field(None, ge=1)
     critique: list[str] = Field(default_factory=list, description="benchmarks for the critique-mode run")
     critique_limit: int | None = Field(None, ge=1)
@@ -61,7 +73,8 @@ class Recipe(BaseModel):
 
 def load_recipe(path: str | Path, output_dir: Path | None = None) -> Recipe:
     """Read a recipe, validated once; relative paths are taken from its folder, `output_dir` from the working
-    folder. Its curate config is read too, so a missing or broken one fails before any stage runs."""
+    folder. Its curate config and its benchmark names are checked too, so a missing or broken config or an
+    unknown benchmark fails before any stage runs."""
     path = Path(path)
     data = read_yaml_mapping(path)
     root = path.parent.resolve()
@@ -72,13 +85,56 @@ def load_recipe(path: str | Path, output_dir: Path | None = None) -> Recipe:
         raw["curate"] = {k: (root / v).resolve() if isinstance(v, str) else v for k, v in data["curate"].items()}
     if isinstance(data.get("train"), dict) and isinstance(out, Path):
         raw["train"] = resolve_paths(data["train"], root) | {"output_dir": RecipeOutput(out).train}
+    if isinstance(data.get("bench"), dict) and isinstance(data["bench"].get("data_root"), str):
+        raw["bench"] = data["bench"] | {"data_root": (root / data["bench"]["data_root"]).resolve()}
     recipe = validate_model(raw, Recipe, str(path))
+    check_benchmarks(recipe.bench, path)
     if recipe.curate.config is not None:
         load_config(recipe.curate.config)
     if recipe.curate.output is not None and not CurateOutput(recipe.curate.output).finished:
         raise ConfigError(f"{path}: curate.output: {recipe.curate.output} is not a finished gavel curate output "
                           f"(no {READY})")
     return recipe
+
+
+def check_benchmarks(bench: BenchStage, path: Path) -> None:
+    """Every benchmark named is registered and none is misfiled: a ConfigError of one line per bad name."""
+    from gavel.bench import registry
+
+    errors = []
+    for field in ("pairwise", "absolute", "critique"):
+        for name in getattr(bench, field):
+            try:
+                task = registry.get(name).task
+            except KeyError as exc:
+                errors.append(f"{path}: bench.{field}: {exc.args[0]}")
+                continue
+            if MISFILED.get(field) == task:
+                errors.append(f"{path}: bench.{field}: {name!r} is a benchmark of task {task.value} "
+                              f"(list it under bench.{task.value})")
+    if errors:
+        raise ConfigError("\n".join(errors))
+
+
+@dataclass(frozen=True)
+class BenchRun:
+    """One bench run of the recipe: its mode, item limit and loaded benchmarks."""
+
+    mode: str
+    limit: int | None
+    targets: list[BenchTarget]
+
+
+def bench_runs(recipe: Recipe) -> list[BenchRun]:
+    """The recipe's bench runs, their benchmarks loaded now (no model) so that missing data stops the recipe
+    before any stage: a run none of whose benchmarks loads is a ValueError, as in `gavel bench`."""
+    from gavel.bench.harness import load_targets
+
+    root, bench = default_data_root(recipe.bench.data_root), recipe.bench
+    asked = [(Mode.verdict.value, bench.pairwise + bench.absolute, bench.limit),
+             (Mode.critique.value, bench.critique, bench.critique_limit)]
+    return [BenchRun(mode, limit, load_targets(names, [], root, limit, bench.seed, root_option=ROOT_OPTION))
+            for mode, names, limit in asked if names]
 
 
 # -- stages -----------------------------------------------------------------------------------------
@@ -130,14 +186,14 @@ def base_spec(train: TrainConfig) -> str:
     return f"hf:{train.base}"
 
 
-def bench_stage(recipe: Recipe, mode: str, names: list[str], limit: int | None, judges: list[str]) -> BenchOutput:
-    from gavel.bench.harness import BenchConfig, load_targets, run_bench
+def bench_stage(recipe: Recipe, bench: BenchRun, judges: list[str]) -> BenchOutput:
+    from gavel.bench.harness import BenchConfig, run_bench
 
-    out = RecipeOutput(recipe.output_dir).bench(mode)
-    targets = load_targets(names, [], default_data_root(recipe.bench.data_root), limit, recipe.bench.seed)
-    config = BenchConfig(judges=judges, out_dir=out.root, settings=JudgeSettings.of(recipe.bench.judge, mode=mode),
-                         limit=limit, seed=recipe.bench.seed, command=f"gavel recipe ({recipe.name}): {mode} stage")
-    run_bench(config, targets)
+    out = RecipeOutput(recipe.output_dir).bench(bench.mode)
+    config = BenchConfig(judges=judges, out_dir=out.root, limit=bench.limit, seed=recipe.bench.seed,
+                         settings=JudgeSettings.of(recipe.bench.judge, mode=bench.mode),
+                         command=f"gavel recipe ({recipe.name}): {bench.mode} stage")
+    run_bench(config, bench.targets)
     return out
 
 
@@ -295,8 +351,9 @@ def write_report(recipe: Recipe, comparisons: dict[str, dict[str, Comparison]], 
     return path
 
 
-def run(recipe: Recipe, console=None) -> Path:
-    """All stages; each one resumes (curate READY, training checkpoints, bench item files)."""
+def run(recipe: Recipe, runs: list[BenchRun], console=None) -> Path:
+    """All stages, benching `runs` (from :func:`bench_runs`); each one resumes (curate READY, training
+    checkpoints, bench item files)."""
     from gavel.bench.harness import judge_label
     from gavel.train.trainer import run as train
 
@@ -306,10 +363,7 @@ def run(recipe: Recipe, console=None) -> Path:
     summary = TrainOutput(config.output_dir).read_summary()
     base, trained = base_spec(config), trained_spec(config)
     comparisons = {}
-    stages = [(Mode.verdict.value, recipe.bench.pairwise + recipe.bench.absolute, recipe.bench.limit),
-              (Mode.critique.value, recipe.bench.critique, recipe.bench.critique_limit)]
-    for mode, names, limit in stages:
-        if names:
-            folder = bench_stage(recipe, mode, names, limit, [base, trained])
-            comparisons[mode] = compare(folder, judge_label(base), judge_label(trained), recipe.bench.seed)
+    for bench in runs:
+        folder = bench_stage(recipe, bench, [base, trained])
+        comparisons[bench.mode] = compare(folder, judge_label(base), judge_label(trained), recipe.bench.seed)
     return write_report(recipe, comparisons, summary, (base, trained))
