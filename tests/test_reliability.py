@@ -196,7 +196,8 @@ def test_3_resume_with_other_settings_is_refused(tmp_path):
     out = tmp_path / "out.jsonl"
     run_file(Judge(FourBackend(), mode="verdict"), source, out)
     stored = json.loads(settings_path(out).read_text())["settings"]
-    assert stored == {"model": "four", "mode": "verdict", "template": "default", "both_orders": False}
+    assert stored == {"model": "four", "mode": "verdict", "template": "default", "both_orders": False,
+                      "input": str(source.resolve())}
     before = out.read_bytes()
     for judge, what in [(Judge(FourBackend(), mode="critique"), "mode: 'verdict' then, 'critique' now"),
                         (Judge(FourBackend("other-model"), mode="verdict"), "model: 'four' then, 'other-model'"),
@@ -208,6 +209,21 @@ def test_3_resume_with_other_settings_is_refused(tmp_path):
     forced = run_file(Judge(FourBackend(), mode="critique"), source, out, force=True)
     assert forced.skipped == 3
     assert json.loads(settings_path(out).read_text())["settings"]["mode"] == "critique"
+
+
+def test_3_another_input_into_one_output_is_refused_its_ids_would_replace_results(tmp_path, monkeypatch):
+    """Ids default to row numbers: a second file's row 1 would pass for an edit of the first file's row 1."""
+    first = _write(tmp_path / "a.jsonl", _rows(2))
+    other = _write(tmp_path / "b.jsonl", [{**row, "instruction": row["instruction"] + "?"} for row in _rows(2)])
+    out = tmp_path / "out.jsonl"
+    run_file(Judge(FourBackend(), mode="verdict"), first, out)
+    before = out.read_bytes()
+    with pytest.raises(OutputError, match="other settings") as caught:
+        run_file(Judge(FourBackend(), mode="verdict"), other, out)
+    assert f"input: '{first.resolve()}' then, '{other.resolve()}' now" in str(caught.value)
+    assert out.read_bytes() == before
+    monkeypatch.chdir(tmp_path)  # the same file named another way: the same input, resumed
+    assert run_file(Judge(FourBackend(), mode="verdict"), Path("a.jsonl"), out).skipped == 2
 
 
 def test_3_critique_resume_with_other_repetition_penalty_is_refused(tmp_path):

@@ -315,3 +315,20 @@ def test_12_default_judge_single_order_pairwise_answers_a_and_warns_once(tmp_pat
     base = gavel("judge", source, "-m", "smollm2", "-o", tmp_path / "base.jsonl", "--mode", "verdict", "-q")
     assert both.exit_code == base.exit_code == 0
     assert warnings() == 0
+
+
+@pytest.mark.model
+def test_6_an_empty_spec_is_the_default_judge_by_name_and_an_adapter_is_named(tmp_path, gavel):
+    """`-m ""` (an unset variable) is the default judge under its own name, so resuming with `-m default` works;
+    a base + adapter spec names both files."""
+    from gavel.backends import load_backend
+
+    records = _write(tmp_path / "in.jsonl", PAIRS[:1])
+    out = tmp_path / "out.jsonl"
+    assert gavel("judge", records, "-m", "", "-o", out, "--mode", "verdict", "-q").exit_code == 0
+    assert _lines(out)[0]["model"].startswith("gavel-judge-135m")
+    again = gavel("judge", records, "-m", " default", "-o", out, "--mode", "verdict")
+    assert again.exit_code == 0 and "already done (skipped)" in again.output and len(_lines(out)) == 1
+    copy = shutil.copy(judge_adapter(), tmp_path / "mine.gguf")
+    with load_backend(f"smollm2+{copy}", n_threads=1) as backend:
+        assert backend.info.name == f"{embedded_gguf().name} + mine.gguf"

@@ -94,9 +94,9 @@ def judge(
     """
     from gavel.backends import ServerUnavailable
     from gavel.io import OutputError
+    from gavel.judge import runner
     from gavel.judge.engine import Judge
     from gavel.judge.records import read_rows
-    from gavel.judge.runner import RunInterrupted, SettingsChanged, check_output, run_records, write_errors
     from gavel.judge.templates import TemplateError, load_templates
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -108,7 +108,7 @@ def judge(
         rows = list(read_rows(input))
         if not rows:
             raise ValueError(f"{input}: holds no records")
-        check_output(out, [input])
+        runner.check_output(out, [input])
         with console.status("loading model…"):
             judge_ = Judge(_backend(model, batch, threads), settings, templates=templates, cache=cache)
     except (OSError, ValueError, TemplateError, RuntimeError, ImportError) as exc:
@@ -119,17 +119,18 @@ def judge(
     try:
         with progress:
             task = progress.add_task("judge", total=valid)
-            summary = run_records(judge_, rows, out, source=input, force=force,
-                                  on_result=lambda _: progress.advance(task))
-    except SettingsChanged as exc:
+            summary = runner.run_records(judge_, rows, out, source=input, force=force,
+                                         settings=runner.input_settings(input),
+                                         on_result=lambda _: progress.advance(task))
+    except runner.SettingsChanged as exc:
         _usage_error(ValueError(f"{exc}, or --force to add to it anyway"))
     except OutputError as exc:
         _usage_error(exc)
     except ServerUnavailable as exc:  # the server stopped answering mid-run: stop, keep what is written
         console.print(f"[red]error:[/red] {escape(str(exc))}; the rows judged so far are in {out}", highlight=False)
         raise typer.Exit(1) from None
-    except RunInterrupted as stop:
-        errors_file = write_errors(out, stop.summary.row_errors)
+    except runner.RunInterrupted as stop:
+        errors_file = runner.write_errors(out, stop.summary.row_errors)
         saved = f"; row errors so far in {errors_file}" if errors_file else ""
         console.print(f"[yellow]interrupted:[/yellow] {stop.summary.judged} rows judged now are in {out}{saved}; "
                       "run the same command again to resume")
@@ -138,8 +139,10 @@ def judge(
         judge_.backend.close()
     _print_summary(summary, judge_.model_name)
     if judge_.cache is not None:
-        console.print(f"cache {judge_.cache.path}: {judge_.cache.hits} read back, {judge_.cache.misses} judged")
-    errors_file = write_errors(out, summary.row_errors)
+        cache = judge_.cache
+        console.print(f"cache {cache.path}: {cache.hits} read back, {cache.misses} judged" if cache.active else
+                      f"cache {cache.path}: not used (it cannot be read or written, see the warning above)")
+    errors_file = runner.write_errors(out, summary.row_errors)
     for error in summary.row_errors[:20]:
         console.print(f"[red]row error:[/red] {error}")
     if len(summary.row_errors) > 20:

@@ -166,6 +166,7 @@ def load_backend(spec: str | None = None, **options) -> Backend:
     """Build the backend a model spec names. Extra keyword options go to the backend's constructor."""
     from gavel.backends.identity import model_identity
 
+    spec = (spec or "").strip() or None  # "" (an unset variable) is the default judge, named as such
     parsed = parse_spec(spec)
     backend = _build_backend(spec, parsed, options)
     if backend.info.identity is None:  # a remote gavel server reports the identity of the model it serves

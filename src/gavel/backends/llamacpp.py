@@ -89,6 +89,8 @@ class LlamaCppBackend(Backend):
             raise FileNotFoundError(f"{lora_path}: no such LoRA adapter (GGUF)")
         if lora_path is not None:
             check_adapter(path, Path(lora_path))  # llama.cpp would crash on a bad one
+        name = name or path.name + (f" + {Path(lora_path).name}" if lora_path else "") + (
+            f" merged as {merge}" if lora_path and merge else "")
         if lora_path is not None and merge is not None:  # one file with the adapter folded in (gavel.backends.merge)
             path, lora_path = merged_gguf(path, Path(lora_path), merge), None
         lora = {"lora_path": str(lora_path)} if lora_path else {}
@@ -123,7 +125,7 @@ class LlamaCppBackend(Backend):
                 self.llm, slots=batch_size, slot_ctx=min(slot_ctx, self.n_ctx), chunk=self.llm.n_batch,
                 n_threads=threads, eos=self._eos, detokenize=lambda token: vocab.detokenize([token]),
                 new_text=CritiqueText, solo=self._run_one, pace=self._follow_free_cores)
-        self.info = BackendInfo(name=name or path.name, kind="llama.cpp", context_length=self.n_ctx,
+        self.info = BackendInfo(name=name, kind="llama.cpp", context_length=self.n_ctx,
                                 extra={"batch_size": str(batch_size),
                                        "threads": "idle cores" if self.free_cores else str(threads)})
         if self.free_cores is not None:

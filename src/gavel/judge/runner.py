@@ -92,6 +92,14 @@ def run_settings(judge: Judge, extra: dict | None = None) -> dict:
 
 #: The run setting that holds the model's identity (gavel.backends.identity), compared by content.
 IDENTITY = "model_identity"
+#: The run setting that names the input judged: results of another input are not mixed in (ids would clash).
+INPUT = "input"
+
+
+def input_settings(source: str | Path) -> dict[str, str]:
+    """The input's run setting: a local file or folder by its resolved path, a dataset (hf:NAME) by its name."""
+    path = Path(source)
+    return {INPUT: str(path.resolve()) if path.exists() else str(source)}
 
 
 def read_results(output: Path) -> list[dict]:
@@ -162,7 +170,9 @@ def _check_ours(output: Path, settings: dict, force: bool) -> None:
             raise OutputError(f"{stored_file} is damaged; remove it to resume {output}") from None
     else:
         stored = _legacy_settings(output)
-    changed = [change for key in settings if key in stored for change in _changes(key, stored[key], settings[key])]
+    by_content = IDENTITY in stored and IDENTITY in settings  # then the model's display name may differ
+    changed = [change for key in settings if key in stored and not (by_content and key == "model")
+               for change in _changes(key, stored[key], settings[key])]
     if changed and not force:
         raise SettingsChanged(f"{output} holds results from a run with other settings ({'; '.join(changed)}); "
                               "use another --output")
@@ -283,4 +293,5 @@ def write_errors(output: Path, errors: list[RowError]) -> Path | None:
 def run_file(judge: Judge, source: str | Path, output: Path, **kwargs) -> RunSummary:
     """Judge every row of a JSONL/CSV/Parquet file (or HF dataset) into `output` (never the input itself)."""
     check_output(output, [source])
+    kwargs["settings"] = input_settings(source) | (kwargs.get("settings") or {})
     return run_records(judge, read_rows(source), output, source=str(source), **kwargs)
