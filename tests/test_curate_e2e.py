@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import datasets
@@ -10,6 +15,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from gavel.backends.threads import THREADS_ENV
 from gavel.cli import app
 from gavel.curate.config import load_config
 from gavel.curate.pipeline import OutputFrozen, run
@@ -108,3 +114,25 @@ def test_cli_only_source_and_bad_config(tiny_run, tmp_path):
     bad.write_text("sources: {prmbench: {wieght: 2}}\n")
     result = CliRunner().invoke(app, ["curate", str(bad), "-o", str(tmp_path / "b")])
     assert result.exit_code == 2 and "sources.prmbench.wieght: unknown key" in result.output
+
+
+def test_ctrl_c_in_the_teacher_stage_exits_130_saying_so_and_the_rerun_resumes(tiny_run, tmp_path):
+    config_path = next(tiny_run[0].parent.glob("*.yaml"))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "gavel.cli", "curate", str(config_path), "-o", str(out)]
+    env = {**os.environ, THREADS_ENV: "1", "COLUMNS": "300"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    teacher = out / "work" / "teacher.jsonl"
+    deadline = time.monotonic() + 120
+    while not (teacher.exists() and teacher.read_text().count("\n") >= 2) and time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read()
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    output = process.communicate(timeout=60)[0]
+    assert process.returncode == 130, output
+    assert "interrupted:" in output and "run the same command again to resume" in output
+    assert "Traceback" not in output and not (out / "READY").exists()
+    kept = teacher.read_text().splitlines()
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (out / "READY").exists() and teacher.read_text().splitlines()[:len(kept)] == kept

@@ -341,6 +341,10 @@ def curate(
     except (EmptyMix, ServerUnavailable) as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted:[/yellow] the teacher's critiques so far are kept in {output}; run the "
+                      "same command again to resume")
+        raise typer.Exit(130) from None
     console.print(f"{len(report.rows)} pairs -> {output / 'dataset'}, {output / 'pairs.jsonl'}; "
                   f"card: {output / 'card.md'}")
 
