@@ -406,6 +406,10 @@ def test_9_unwritable_outputs_fail_before_the_model_loads(tmp_path, gavel, monke
         result = gavel("judge", source, "-o", out, "-q")
         assert result.exit_code == 2, (out, result.output)
         assert message in _one_error_line(result.output), out
+    labelled = _write(tmp_path / "labelled.jsonl", [{**row, "label": "4"} for row in _rows(2)])
+    for out in (a_file, a_file / "bench"):  # gavel bench writes a folder
+        result = gavel("bench", "--data", labelled, "-o", out)
+        assert result.exit_code == 2 and "is a file, not a folder" in _one_error_line(result.output), result.output
 
 
 def test_9_read_only_file_system(tmp_path, gavel):

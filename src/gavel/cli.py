@@ -253,6 +253,7 @@ def bench(
     from gavel.bench import registry
     from gavel.bench.harness import BenchConfig, load_targets, run_bench
     from gavel.bench.probes import FORMATS
+    from gavel.io import OutputError, check_output_dir
     from gavel.judge.templates import load_templates
 
     root = registry.default_data_root(data_root)
@@ -270,9 +271,10 @@ def bench(
             parse_spec(spec)  # a typo in a spec fails now, not after the first benchmark
         for fmt in chosen:
             load_templates(fmt)  # a bad format (a template set or file) too
+        check_output_dir(output)  # a file, or under one: now, not after the first judge loads
         targets = load_targets(names, list(data or []), root, limit, seed, strict=strict,
                                warn=lambda m: console.print(f"[yellow]{m}[/yellow]"))
-    except (KeyError, ValueError, FileNotFoundError) as exc:
+    except (KeyError, ValueError, FileNotFoundError, OutputError) as exc:
         _usage_error(ValueError(exc.args[0]) if isinstance(exc, KeyError) else exc)
     for target in targets:
         if target.row_errors:
