@@ -168,3 +168,23 @@ def test_parquet_input(tmp_path):
     assert rows[1].record.label is None and rows[1].record.reference is None  # NaN/None cells are absent
     assert rows[2].record is None
     assert rows[2].error.row == 3 and rows[2].error.field == "response"
+
+
+def test_a_saved_dataset_dict_names_the_split_it_reads_and_hf_offline_fails_at_once(tmp_path, caplog, monkeypatch):
+    import time
+
+    import datasets
+
+    rows = {"task": ["absolute"], "instruction": ["What is 2 + 2?"], "response": ["4"]}
+    folder = tmp_path / "saved"
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows),
+                          "validation": datasets.Dataset.from_dict({**rows, "response": ["5"]})}).save_to_disk(folder)
+    with caplog.at_level("WARNING"):
+        loaded = list(read_rows(folder))
+    assert [r.record.response for r in loaded] == ["4"]
+    assert f"{folder} holds the splits train, validation: judging 'train'" in caplog.text
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match="hf:org/name: the hub cannot be reached"):
+        list(read_rows("hf:org/name"))
+    assert time.perf_counter() - started < 5

@@ -101,7 +101,7 @@ def load_hub_or_local(
     if rows is not None:
         return rows
     if hub_offline():
-        reason = "HF_HUB_OFFLINE is set"
+        reason = "the hub cannot be reached, or HF_HUB_OFFLINE is set"
     else:
         try:
             import datasets

@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from gavel.io import iter_jsonl
+from gavel.io import hub_offline, iter_jsonl
 from gavel.labels import LABELS, Task, normalise_label, swap_label
+
+log = logging.getLogger(__name__)
 
 #: What one level of a rubric means (absent: a generic description is filled in).
 Level = str | None
@@ -284,11 +287,16 @@ def _read_hf(spec: str) -> Iterator[tuple[int, Any]]:
 
     if spec.startswith("hf:"):
         name, _, split = spec[3:].partition(":")
+        if hub_offline():  # spares the minute of retries datasets makes before it gives up
+            raise ValueError(f"{spec}: the hub cannot be reached (or HF_HUB_OFFLINE is set); give a folder saved "
+                             "with Dataset.save_to_disk, or a JSONL, CSV or Parquet file")
         dataset = datasets.load_dataset(name, split=split or "test")
     else:
         dataset = datasets.load_from_disk(spec)
         if isinstance(dataset, datasets.DatasetDict):
-            dataset = dataset["test"] if "test" in dataset else next(iter(dataset.values()))
+            split = "test" if "test" in dataset else next(iter(dataset))
+            log.warning("%s holds the splits %s: judging %r", spec, ", ".join(dataset), split)
+            dataset = dataset[split]
     yield from enumerate(dataset, start=1)
 
 
