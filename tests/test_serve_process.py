@@ -94,6 +94,19 @@ def test_gavel_judge_over_http_writes_the_same_file_as_the_local_model(keyed_ser
     assert settings[0] == settings[1]
 
 
+def test_asking_a_server_for_more_tokens_than_it_allows_is_one_usage_error(keyed_server, tmp_path: Path) -> None:
+    url, _ = keyed_server
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps(RECORDS[0]) + "\n")
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(app, ["judge", str(source), "-m", f"gavel+{url}", "--max-new-tokens", "5000",
+                                      "-o", str(out)], env={"GAVEL_API_KEY": KEY, "COLUMNS": "300"})
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1, result.output
+    assert "max_new_tokens: 5000 is more than" in errors[0] and "allows (1024)" in errors[0]
+    assert not out.exists()
+
+
 def test_a_wrong_key_is_refused_and_no_key_is_ever_logged(keyed_server) -> None:
     url, log = keyed_server
     missing = httpx.post(f"{url}/v1/judge", json={"record": RECORDS[3]})

@@ -87,6 +87,7 @@ class BackendInfo:
     context_length: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
     identity: ModelIdentity | None = None  # set by load_backend: the weights by content (gavel.backends.identity)
+    max_new_tokens: int | None = None  # the most tokens a request may ask to generate (a server's limit)
 
 
 class Backend(ABC):

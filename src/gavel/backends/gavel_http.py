@@ -46,7 +46,8 @@ class GavelHttpBackend(Backend):
         self._max_per_call = min(self.batch_size, int(limits.get("max_records", self.batch_size)))
         identity = ModelIdentity.model_validate(card["identity"]) if card.get("identity") else None
         self.info = BackendInfo(name=str(card["id"]), kind="gavel+http", context_length=card.get("context_length"),
-                                extra={"url": self.url, "spec": str(card.get("spec"))}, identity=identity)
+                                extra={"url": self.url, "spec": str(card.get("spec"))}, identity=identity,
+                                max_new_tokens=limits.get("max_new_tokens"))
 
     def _describe(self) -> tuple[dict, dict]:
         """The served model and the server's limits (``GET /v1/models``); errors name the URL."""

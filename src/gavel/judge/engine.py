@@ -17,7 +17,7 @@ from gavel.judge.records import LABELS, JudgeRecord, Rubric, Task, validate_row
 from gavel.judge.result import JudgeResult, Mode, Status, expected_score
 from gavel.judge.templates import TemplateError, TemplateSet, load_templates
 from gavel.labels import TIE, swap_label
-from gavel.settings import JudgeSettings
+from gavel.settings import JudgeSettings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,12 @@ class Judge:
         self.settings = JudgeSettings.of(settings, **changes)
         self.templates = templates or load_templates(self.settings.template)
         self.backend = model if isinstance(model, Backend) else load_backend(model)
+        limit = self.backend.info.max_new_tokens
+        if limit is not None and self.settings.max_new_tokens > limit:
+            if self.backend is not model:
+                self.backend.close()
+            raise SettingsError([("max_new_tokens", f"{self.settings.max_new_tokens} is more than "
+                                                      f"{self.model_name} allows ({limit})")])
         self.cache = cache if isinstance(cache, JudgmentCache) or cache is None else JudgmentCache(cache)
         if self.cache is not None and self.model_identity is None:
             log.warning("judgment cache %s: the model has no identity (a backend not built by load_backend), so its "
