@@ -4,6 +4,10 @@
     inspect eval examples/inspect_task.py --model ollama/llama3.2      # any model Inspect can reach
     inspect score LOG --scorer gavel/classify -S rubric="Is the answer correct?"   # re-score a log with gavel
 
+Run it from the repository root (Inspect takes a task path relative to the working folder). Inspect counts
+mockllm's tokens with tiktoken, which downloads its encoding on first use: that first run needs the network
+(gavel's own tests give mockllm its token counts instead, see tests/test_integration_inspect.py).
+
 The scorers are also found by name (``gavel/score``, ``gavel/classify``, ``gavel/compare``) through gavel's
 ``inspect_ai`` entry point. A verdict gavel cannot read is unscored (left out of the metrics), never INCORRECT.
 """
