@@ -63,6 +63,14 @@ def _embedded_gguf_path() -> Path:
     return path
 
 
+def one_error_line(output: str) -> str:
+    """The CLI's message: exactly one line starting with 'error:' and no traceback."""
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, output
+    return errors[0]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

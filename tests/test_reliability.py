@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import one_error_line
 
 from gavel.backends.base import Backend, BackendInfo, Reply, Request
 from gavel.backends.threads import THREADS_ENV
@@ -71,14 +72,6 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path, THREADS_ENV: "1"}
 
 
-def _one_error_line(output: str) -> str:
-    """The CLI's message: exactly one line starting with 'error:' and no traceback."""
-    assert "Traceback" not in output
-    errors = [line for line in output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, output
-    return errors[0]
-
-
 # -- 1. one writer per output; one result per id ----------------------------------------------------
 
 HOLD_LOCK = textwrap.dedent("""
@@ -117,7 +110,7 @@ def test_1_second_writer_is_refused_naming_the_first(tmp_path, lock_holder, gave
         run_file(Judge(FourBackend(), mode="verdict"), source, out)
     result = gavel("judge", source, "-o", out, "--mode", "verdict", "-q")  # refused before the model loads
     assert result.exit_code == 2
-    line = _one_error_line(result.output)
+    line = one_error_line(result.output)
     assert f"is being written by pid {holder.pid}" in line and str(out) in line
     assert out.read_text() == ""  # nothing written by either refused run
     holder.kill()
@@ -246,8 +239,8 @@ def test_3_cli_refuses_other_mode_and_bench_inherits_it(tmp_path, gavel):
     assert gavel("judge", source, "-o", out, "--mode", "verdict", "-q").exit_code == 0
     again = gavel("judge", source, "-o", out, "--mode", "critique", "-q")
     assert again.exit_code == 2
-    assert "mode: 'verdict' then, 'critique' now" in _one_error_line(again.output)
-    assert "or --force to add to it anyway" in _one_error_line(again.output)  # gavel judge has --force
+    assert "mode: 'verdict' then, 'critique' now" in one_error_line(again.output)
+    assert "or --force to add to it anyway" in one_error_line(again.output)  # gavel judge has --force
     forced = gavel("judge", source, "-o", out, "--mode", "critique", "--force", "-q")
     assert forced.exit_code == 0, forced.output
 
@@ -308,12 +301,12 @@ def test_5_foreign_file_and_input_as_output_are_refused_untouched(tmp_path, gave
 
     result = gavel("judge", source, "-o", notes, "-q")
     assert result.exit_code == 2
-    assert "is not a gavel output (line 1 is not a result)" in _one_error_line(result.output)
+    assert "is not a gavel output (line 1 is not a result)" in one_error_line(result.output)
     assert notes.read_bytes() == before_notes
 
     result = gavel("judge", source, "-o", source, "-q")
     assert result.exit_code == 2
-    assert "is the input file" in _one_error_line(result.output)
+    assert "is the input file" in one_error_line(result.output)
     assert source.read_bytes() == before_source
 
     # the same through the library
@@ -405,11 +398,11 @@ def test_9_unwritable_outputs_fail_before_the_model_loads(tmp_path, gavel, monke
     for out, message in cases.items():
         result = gavel("judge", source, "-o", out, "-q")
         assert result.exit_code == 2, (out, result.output)
-        assert message in _one_error_line(result.output), out
+        assert message in one_error_line(result.output), out
     labelled = _write(tmp_path / "labelled.jsonl", [{**row, "label": "4"} for row in _rows(2)])
     for out in (a_file, a_file / "bench"):  # gavel bench writes a folder
         result = gavel("bench", "--data", labelled, "-o", out)
-        assert result.exit_code == 2 and "is a file, not a folder" in _one_error_line(result.output), result.output
+        assert result.exit_code == 2 and "is a file, not a folder" in one_error_line(result.output), result.output
 
 
 def test_9_read_only_file_system(tmp_path, gavel):
@@ -422,7 +415,7 @@ def test_9_read_only_file_system(tmp_path, gavel):
         source = _write(tmp_path / "in.jsonl", _rows(1))
         result = gavel("judge", source, "-o", mount_point / "out.jsonl", "-q")
         assert result.exit_code == 2
-        assert "the file system is read-only" in _one_error_line(result.output)
+        assert "the file system is read-only" in one_error_line(result.output)
     finally:
         subprocess.run(["umount", str(mount_point)], check=True)
 
@@ -433,7 +426,7 @@ def test_9_input_folder_not_saved_by_datasets(tmp_path, gavel):
     _write(folder / "a.jsonl", _rows(1))
     result = gavel("judge", folder, "-q")
     assert result.exit_code == 2
-    assert "is a folder but not a dataset saved by `datasets`" in _one_error_line(result.output)
+    assert "is a folder but not a dataset saved by `datasets`" in one_error_line(result.output)
 
 
 # -- 11. models that cannot load fail fast with a plain message -----------------------------------------
@@ -445,13 +438,13 @@ def test_11_hub_id_without_network_and_empty_model_folder(tmp_path, gavel, monke
     result = gavel("judge", source, "-m", "nobody/nomodel", "-o", tmp_path / "o.jsonl", "-q")
     assert time.perf_counter() - start < 20
     assert result.exit_code == 2
-    assert "nobody/nomodel: not a local folder and the hub is unreachable" in _one_error_line(result.output)
+    assert "nobody/nomodel: not a local folder and the hub is unreachable" in one_error_line(result.output)
 
     empty = tmp_path / "empty-model"
     empty.mkdir()
     result = gavel("judge", source, "-m", empty, "-o", tmp_path / "o.jsonl", "-q")
     assert result.exit_code == 2
-    assert f"no model files in {empty}" in _one_error_line(result.output)
+    assert f"no model files in {empty}" in one_error_line(result.output)
 
 
 def test_11_hub_really_unreachable_fails_fast(tmp_path, monkeypatch):
@@ -465,7 +458,7 @@ def test_11_hub_really_unreachable_fails_fast(tmp_path, monkeypatch):
                             capture_output=True, text=True, timeout=120)
     assert time.perf_counter() - start < 60
     assert result.returncode == 2
-    assert "not a local folder and the hub is unreachable" in _one_error_line(result.stderr)
+    assert "not a local folder and the hub is unreachable" in one_error_line(result.stderr)
 
 
 # -- 13. the context check counts every token the context will hold -----------------------------------

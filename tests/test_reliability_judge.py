@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import one_error_line
 
 from gavel.backends import parse_spec
 from gavel.backends.base import Backend, BackendInfo, Reply
@@ -45,13 +46,6 @@ def _write(path: Path, rows: list[dict]) -> Path:
 
 def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def _one_error_line(output: str) -> str:
-    assert "Traceback" not in output
-    errors = [line for line in output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, output
-    return errors[0]
 
 
 def _retrain(adapter: Path) -> None:
@@ -127,7 +121,7 @@ def test_1_cli_refuses_a_bad_adapter_in_one_line_and_leaves_no_files(tmp_path, g
         out = tmp_path / "out.jsonl"
         result = gavel("judge", records, "-m", spec, "-o", out, "--mode", "verdict", "-q")
         assert result.exit_code == 2, result.output
-        assert message in _one_error_line(result.output)
+        assert message in one_error_line(result.output)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["fake.gguf", "one.jsonl", "other-base.gguf"]
 
 
@@ -146,7 +140,7 @@ def test_1_server_specs_with_a_bad_url_or_local_only_options_are_usage_errors(tm
     for args, message in cases:
         result = gavel("judge", records, *args, "-o", tmp_path / "out.jsonl", "-q")
         assert result.exit_code == 2, result.output
-        assert message in _one_error_line(result.output)
+        assert message in one_error_line(result.output)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.jsonl"]
 
 
@@ -203,11 +197,11 @@ def test_6_resume_with_another_adapter_is_refused_naming_it(tmp_path, gavel):
     records = _write(tmp_path / "in.jsonl", PAIRS[:2])
     other = gavel("judge", records, "-m", f"smollm2+{b}", "-o", out, "--mode", "verdict", "-q")
     assert other.exit_code == 2
-    line = _one_error_line(other.output)
+    line = one_error_line(other.output)
     assert f"adapter: {a} (sha256" in line and f"{b} (sha256" in line
     _retrain(a)  # retrained in place: same path, size and mtime
     again = gavel("judge", records, "-m", f"smollm2+{a}", "-o", out, "--mode", "verdict", "-q")
-    assert again.exit_code == 2 and f"adapter: {a} (sha256" in _one_error_line(again.output)
+    assert again.exit_code == 2 and f"adapter: {a} (sha256" in one_error_line(again.output)
     assert out.read_bytes() == before
     forced = gavel("judge", records, "-m", f"smollm2+{a}", "-o", out, "--mode", "verdict", "-q", "--force")
     assert forced.exit_code == 0 and [row["id"] for row in _lines(out)] == ["p1", "p2"]
@@ -223,7 +217,7 @@ def test_6_bench_item_files_keep_the_identity_and_refuse_a_retrained_adapter(tmp
     assert json.loads(settings_path(item_file).read_text())["settings"]["model_identity"]["adapter"]["path"] == str(a)
     _retrain(a)
     rerun = gavel(*args)
-    assert rerun.exit_code == 2 and "adapter:" in _one_error_line(rerun.output)
+    assert rerun.exit_code == 2 and "adapter:" in one_error_line(rerun.output)
 
 
 # -- 7. an item edited under the same id is judged again -------------------------------------------

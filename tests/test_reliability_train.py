@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import one_error_line
 from typer.testing import CliRunner
 
 from gavel import cli
@@ -24,14 +25,6 @@ CURATE_DATA = FIXTURES / "curate" / "train"
 PAIRS_FIXTURE = FIXTURES / "train" / "pairs.jsonl"
 
 
-
-
-def one_error(output: str) -> str:
-    """The CLI's message: exactly one line starting with 'error:' and no traceback."""
-    assert "Traceback" not in output
-    errors = [line for line in output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, output
-    return errors[0]
 
 
 def curate_config(path: Path, data_root: Path = CURATE_DATA, **changes) -> Path:
@@ -103,18 +96,18 @@ def test_3_curate_outputs_that_cannot_be_written(tmp_path, gavel):
     for out, message in cases.items():
         result = gavel("curate", config, "-o", out)
         assert result.exit_code == 2, (out, result.output)
-        assert message in one_error(result.output) and no_stage_ran(result.output)
+        assert message in one_error_line(result.output) and no_stage_ran(result.output)
     assert a_file.read_text() == "x"
 
 
 def test_3_curate_data_root_typo_and_missing_teacher(tmp_path, gavel):
     typo = gavel("curate", curate_config(tmp_path / "c.yaml", tmp_path / "no-such-root"), "-o", tmp_path / "o1")
-    assert typo.exit_code == 2 and "data_root:" in one_error(typo.output) and "is not a folder" in typo.output
+    assert typo.exit_code == 2 and "data_root:" in one_error_line(typo.output) and "is not a folder" in typo.output
     teacher = {"model": str(tmp_path / "missing.gguf")}
     missing = gavel("curate", curate_config(tmp_path / "t.yaml", mix={"critique_ratio": 0.5}, teacher=teacher),
                     "-o", tmp_path / "o2")
     assert missing.exit_code == 2 and no_stage_ran(missing.output)
-    assert "teacher.model" in one_error(missing.output) and "no such GGUF file" in missing.output
+    assert "teacher.model" in one_error_line(missing.output) and "no such GGUF file" in missing.output
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
 
 
@@ -126,7 +119,7 @@ def test_3_curate_teacher_server_down_is_found_first(tmp_path, gavel):
     result = gavel("curate", curate_config(tmp_path / "c.yaml", mix={"critique_ratio": 0.5}, teacher=teacher),
                    "-o", tmp_path / "out")
     assert result.exit_code == 2 and no_stage_ran(result.output)
-    assert f"no server answers at http://127.0.0.1:{port}/v1" in one_error(result.output)
+    assert f"no server answers at http://127.0.0.1:{port}/v1" in one_error_line(result.output)
 
 
 def train_config(path: Path, **changes) -> Path:
@@ -159,7 +152,7 @@ def test_3_train_usage_errors_before_the_model_loads(tmp_path, gavel, monkeypatc
     for args, message in cases:
         result = gavel("train", *args)
         assert result.exit_code == 2, (args, result.output)
-        assert message in one_error(result.output), result.output
+        assert message in one_error_line(result.output), result.output
     assert a_file.read_text() == "x"
 
 
@@ -169,7 +162,7 @@ def test_3_recipe_whose_curate_config_is_missing(tmp_path, gavel):
                                       "train": {"data": str(PAIRS_FIXTURE)}}))
     result = gavel("recipe", recipe, "-o", tmp_path / "out")
     assert result.exit_code == 2
-    assert f"{tmp_path / 'nowhere.yaml'}: no such config file" in one_error(result.output)
+    assert f"{tmp_path / 'nowhere.yaml'}: no such config file" in one_error_line(result.output)
     assert not (tmp_path / "out").exists()
 
 
@@ -194,14 +187,14 @@ def test_3_recipe_with_an_unknown_or_misfiled_benchmark(tmp_path, gavel, monkeyp
     unknown = _recipe(tmp_path / "unknown.yaml", **cases)
     result = gavel("recipe", unknown, "-o", tmp_path / "out")
     assert result.exit_code == 2, result.output
-    line = one_error(result.output)
+    line = one_error_line(result.output)
     assert line.startswith(f"error: {unknown}: bench.pairwise: unknown benchmark 'nosuch-bench'; known: ")
     assert "llmbar-natural" in line
     assert f"{unknown}: bench.critique: unknown benchmark 'nosuch-critique'" in result.output
     misfiled = _recipe(tmp_path / "misfiled.yaml", pairwise=["mt-bench"], absolute=["hhh"])
     result = gavel("recipe", misfiled, "-o", tmp_path / "out")
     assert result.exit_code == 2, result.output
-    assert one_error(result.output) == (f"error: {misfiled}: bench.pairwise: 'mt-bench' is a benchmark of task "
+    assert one_error_line(result.output) == (f"error: {misfiled}: bench.pairwise: 'mt-bench' is a benchmark of task "
                                         "absolute (list it under bench.absolute)")
     assert f"{misfiled}: bench.absolute: 'hhh' is a benchmark of task pairwise (list it under bench.pairwise)" \
         in result.output
@@ -226,7 +219,7 @@ def test_3_recipe_whose_benchmarks_have_no_data(tmp_path, gavel, monkeypatch):
                          data_root=root)
         result = gavel("recipe", recipe, "-o", tmp_path / "out")
         assert result.exit_code == 2, (name, result.output)
-        assert one_error(result.output) == "error: no benchmark could be loaded"
+        assert one_error_line(result.output) == "error: no benchmark could be loaded"
     assert load_recipe(tmp_path / "empty-root.yaml").bench.data_root == tmp_path / "empty"  # from its folder
     assert not (tmp_path / "out").exists()
 
@@ -265,7 +258,7 @@ def test_3_and_11_train_on_bad_pairs_names_file_and_row(tmp_path, gavel):
     for data, message in cases.items():
         result = gavel("train", good, "--data", data, "-o", tmp_path / "run")
         assert result.exit_code == 2, (data, result.output)
-        assert message in one_error(result.output), result.output
+        assert message in one_error_line(result.output), result.output
     assert not (tmp_path / "run").exists()
 
 
@@ -275,11 +268,11 @@ def test_8_and_11_train_numeric_options_name_the_option_not_the_file(tmp_path, g
     for option, value in (("--max-steps", 0), ("--max-steps", -5), ("--limit", 0)):
         result = gavel("train", config, option, value, "-o", tmp_path / "run")
         assert result.exit_code == 2, result.output
-        line = one_error(result.output)
+        line = one_error_line(result.output)
         assert line == f"error: {option}: Input should be greater than or equal to 1 (got {value})", line
         assert str(config) not in line
     in_file = gavel("train", train_config(tmp_path / "bad.yaml", max_steps=0))
-    assert f"{tmp_path / 'bad.yaml'}: max_steps: Input should be greater than or equal to 1" in one_error(
+    assert f"{tmp_path / 'bad.yaml'}: max_steps: Input should be greater than or equal to 1" in one_error_line(
         in_file.output)
 
 
@@ -291,7 +284,7 @@ def test_9_curate_refuses_a_folder_it_did_not_write(tmp_path, gavel):
     (out / "card.md").write_text("my notes\n")
     result = gavel("curate", curate_config(tmp_path / "c.yaml"), "-o", out)
     assert result.exit_code == 2 and no_stage_ran(result.output)
-    assert "gavel curate did not write" in one_error(result.output)
+    assert "gavel curate did not write" in one_error_line(result.output)
     assert (out / "pairs.jsonl").read_text() == "my own pairs\n" and (out / "card.md").read_text() == "my notes\n"
     assert sorted(p.name for p in out.iterdir()) == ["card.md", "pairs.jsonl"]
 
@@ -302,7 +295,7 @@ def test_10_an_empty_mix_is_an_error_naming_the_stage_and_writes_no_ready(tmp_pa
     out = tmp_path / "out"
     result = gavel("curate", config, "-o", out)
     assert result.exit_code == 1, result.output
-    assert "the select stage left no items" in one_error(result.output)
+    assert "the select stage left no items" in one_error_line(result.output)
     assert not (out / READY).exists() and not (out / PAIRS).exists()
     assert (out / MARKER).exists()  # gavel's folder: a rerun with another config may use it
     again = gavel("curate", curate_config(tmp_path / "c2.yaml"), "-o", out)
@@ -330,7 +323,7 @@ def test_4_rerun_of_a_finished_training_does_nothing_or_is_refused(one_step_run,
     assert same.exit_code == 0 and "already trained with these settings and data" in same.output
     other = gavel("train", config, "-o", out, "--max-steps", 2)
     assert other.exit_code == 2
-    assert "max_steps: 1 then, 2 now" in one_error(other.output) and "--force" not in other.output
+    assert "max_steps: 1 then, 2 now" in one_error_line(other.output) and "--force" not in other.output
     assert (adapter.stat().st_mtime_ns, sorted(p.name for p in (out / "checkpoints").iterdir())) == before
     assert json.loads((out / "train_summary.json").read_text())["steps"] == 1
 
@@ -344,7 +337,7 @@ def test_5_other_data_is_refused_naming_it_and_the_same_data_elsewhere_is_not(on
     other = tmp_path / "other.jsonl"
     other.write_text("\n".join([json.dumps(edited), *rows[1:]]) + "\n")
     refused = gavel("train", config, "-o", out, "--data", other)
-    line = one_error(refused.output)
+    line = one_error_line(refused.output)
     assert refused.exit_code == 2 and f"then, {other} (" in line and "sha256" in line
     stored = json.loads((out / "train_run.json").read_text())["data"]
     assert stored["path"] == str(PAIRS_FIXTURE) and len(stored["sha256"]) == 64
@@ -358,7 +351,7 @@ def test_4_train_refuses_a_folder_it_did_not_write(tmp_path, gavel):
     out.mkdir()
     (out / "metrics.jsonl").write_text("mine\n")
     result = gavel("train", train_config(tmp_path / "t.yaml"), "-o", out)
-    assert result.exit_code == 2 and "gavel train did not write" in one_error(result.output)
+    assert result.exit_code == 2 and "gavel train did not write" in one_error_line(result.output)
     assert (out / "metrics.jsonl").read_text() == "mine\n"
 
 

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import one_error_line
 
 from gavel import backends
 from gavel.backends.base import Backend, BackendInfo, Reply
@@ -252,13 +253,6 @@ def _no_model(monkeypatch) -> None:
     monkeypatch.setattr(harness, "load_backend", load)
 
 
-def _error_line(output: str) -> str:
-    assert "Traceback" not in output
-    errors = [line for line in output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, output
-    return errors[0]
-
-
 def _input(tmp_path: Path) -> Path:
     source = tmp_path / "in.jsonl"
     source.write_text('{"id": "1", "task": "pairwise", "instruction": "Q", "response_a": "a", "response_b": "b", '
@@ -280,7 +274,7 @@ def test_cli_refuses_a_broken_template_before_loading(gavel, monkeypatch, tmp_pa
             "bench": ["bench", "--data", _input(tmp_path), "--formats", f"default,{path}", "-o", tmp_path / "b"]}
     result = gavel(*args[command])
     assert result.exit_code == 2, result.output
-    assert _error_line(result.output).startswith(f"error: {path}{message}")
+    assert one_error_line(result.output).startswith(f"error: {path}{message}")
     assert not out.exists() and not (tmp_path / "b").exists()
 
 
