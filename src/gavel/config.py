@@ -41,14 +41,14 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
 def error_lines(exc: ValidationError, where: str, names: Mapping[str, str] | None = None) -> list[str]:
     """One line per bad field: ``WHERE: field.path: message``; `names` renames a field (by its dotted path or
     its top-level name, e.g. to the command-line option that set it) and then names it instead of `where`."""
-    lines = []
+    lines, names = [], names or {}
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
         message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
         if err["type"] not in ("extra_forbidden", "missing") and "input" in err and not isinstance(
                 err["input"], dict | list):
             message += f" (got {err['input']!r})"
-        named = next((names[key] for key in (".".join(loc), loc[0] if loc else "") if names and key in names), None)
+        named = names.get(".".join(loc)) or names.get(loc[0] if loc else "")
         if named:
             lines.append(f"{named}: {message}")
         else:
